@@ -1,0 +1,469 @@
+//! Layered configuration: compiled defaults → optional file → environment.
+//!
+//! A service named `customer-profile` reads `CRM_CUSTOMER_PROFILE__SECTION__KEY`
+//! variables (double underscores separate levels, so `database.max_connections` is
+//! `CRM_CUSTOMER_PROFILE__DATABASE__MAX_CONNECTIONS`) and, when
+//! `CRM_CUSTOMER_PROFILE_CONFIG` names a TOML file, that file between the defaults and
+//! the environment. Every error names the key and the variable that sets it.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// Defaults of the sections every service shares. A service appends its own TOML.
+pub const PLATFORM_DEFAULTS: &str = r#"
+[grpc]
+host = "0.0.0.0"
+port = 50051
+request_timeout_ms = 10000
+concurrency_limit = 1024
+shutdown_grace_ms = 20000
+health_interval_ms = 2000
+
+[database]
+max_connections = 10
+acquire_timeout_ms = 5000
+migrate_on_start = true
+create_if_missing = false
+
+[messaging]
+exchange = "crm.events"
+prefetch = 64
+max_attempts = 5
+retry_backoff_ms = 1000
+relay_batch_size = 500
+relay_poll_ms = 500
+
+[telemetry]
+log_format = "human"
+log_filter = "info"
+"#;
+
+/// Why configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The sources could not be read or did not match the expected shape.
+    #[error(
+        "configuration error for service `{service}`: {message} (environment variables use the prefix {prefix}__, e.g. {prefix}__DATABASE__URL)"
+    )]
+    Load {
+        /// The service whose configuration failed.
+        service: String,
+        /// The `config` crate's message, which names the offending key.
+        message: String,
+        /// The environment prefix of this service.
+        prefix: String,
+    },
+    /// A value has the right type but is not acceptable.
+    #[error("invalid configuration value for `{key}` (env {env}): {reason}")]
+    Invalid {
+        /// Dotted key, e.g. `grpc.port`.
+        key: String,
+        /// The environment variable that sets it.
+        env: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// The environment variable prefix of a service: `customer-profile` → `CRM_CUSTOMER_PROFILE`.
+pub fn env_prefix(service: &str) -> String {
+    format!("CRM_{}", service.replace('-', "_").to_uppercase())
+}
+
+/// The environment variable that sets a dotted key for a service.
+pub fn env_var_for(service: &str, key: &str) -> String {
+    format!(
+        "{}__{}",
+        env_prefix(service),
+        key.replace('.', "__").to_uppercase()
+    )
+}
+
+/// Loads a service's settings from the platform defaults, its own defaults, the
+/// optional file and the process environment.
+pub fn load<T: DeserializeOwned>(service: &str, service_defaults: &str) -> Result<T, ConfigError> {
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    load_from(service, service_defaults, vars)
+}
+
+/// Like [`load`] but from an explicit environment, so that tests need not mutate the
+/// process environment.
+pub fn load_from<T: DeserializeOwned>(
+    service: &str,
+    service_defaults: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError> {
+    let prefix = env_prefix(service);
+    let load_error = |e: config::ConfigError| ConfigError::Load {
+        service: service.to_string(),
+        message: e.to_string(),
+        prefix: prefix.clone(),
+    };
+    let vars: std::collections::HashMap<String, String> = vars.into_iter().collect();
+    let mut builder = config::Config::builder()
+        .add_source(config::File::from_str(
+            PLATFORM_DEFAULTS,
+            config::FileFormat::Toml,
+        ))
+        .add_source(config::File::from_str(
+            service_defaults,
+            config::FileFormat::Toml,
+        ));
+    if let Some(path) = vars.get(&format!("{prefix}_CONFIG")) {
+        builder =
+            builder.add_source(config::File::new(path, config::FileFormat::Toml).required(true));
+    }
+    // The standard OpenTelemetry variable configures the exporter unless the service's
+    // own key overrides it.
+    if let Some(endpoint) = vars
+        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .filter(|v| !v.is_empty())
+    {
+        builder = builder
+            .set_default("telemetry.otlp_endpoint", endpoint.as_str())
+            .map_err(&load_error)?;
+    }
+    let env = config::Environment::with_prefix(&prefix)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .source(Some(vars.clone()));
+    builder
+        .add_source(env)
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(load_error)
+}
+
+/// How to report an invalid value: builds [`ConfigError::Invalid`] for a service.
+#[derive(Debug, Clone)]
+pub struct Validator<'a> {
+    service: &'a str,
+}
+
+impl<'a> Validator<'a> {
+    /// A validator for `service`'s keys.
+    pub fn new(service: &'a str) -> Self {
+        Self { service }
+    }
+
+    /// Fails with a message naming `key` when `ok` is false.
+    pub fn check(&self, ok: bool, key: &str, reason: &str) -> Result<(), ConfigError> {
+        if ok {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                key: key.to_string(),
+                env: env_var_for(self.service, key),
+                reason: reason.to_string(),
+            })
+        }
+    }
+}
+
+/// The gRPC server.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GrpcSettings {
+    /// Interface to bind; `0.0.0.0` in containers.
+    pub host: String,
+    /// Port to bind; 0 picks a free one (tests).
+    pub port: u16,
+    /// Upper bound on any one call, so a stuck dependency cannot pin a worker forever.
+    pub request_timeout_ms: u64,
+    /// Calls served at once; beyond it calls are shed with RESOURCE_EXHAUSTED rather
+    /// than queued, so that a surge fails fast instead of timing out everywhere.
+    pub concurrency_limit: usize,
+    /// How long in-flight calls may take to finish after SIGTERM.
+    pub shutdown_grace_ms: u64,
+    /// How often the health service re-checks the database and the broker.
+    pub health_interval_ms: u64,
+}
+
+impl GrpcSettings {
+    /// Checks value ranges.
+    pub fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
+        v.check(
+            !self.host.trim().is_empty(),
+            "grpc.host",
+            "must not be empty",
+        )?;
+        v.check(
+            self.request_timeout_ms > 0,
+            "grpc.request_timeout_ms",
+            "must be positive",
+        )?;
+        v.check(
+            self.concurrency_limit > 0,
+            "grpc.concurrency_limit",
+            "must be positive",
+        )?;
+        v.check(
+            self.health_interval_ms > 0,
+            "grpc.health_interval_ms",
+            "must be positive",
+        )
+    }
+
+    /// Per-call timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Drain time after a stop signal.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+}
+
+/// The service's own PostgreSQL database.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `postgres://user:password@host:port/database`; a secret because it carries the password.
+    pub url: SecretString,
+    /// Pool size; keep replicas × this under the server's `max_connections`.
+    pub max_connections: u32,
+    /// How long a call waits for a pooled connection before failing UNAVAILABLE.
+    pub acquire_timeout_ms: u64,
+    /// Apply migrations at start-up (off when a deployment hook runs `<service> migrate`).
+    pub migrate_on_start: bool,
+    /// Create the database when it does not exist (development only).
+    pub create_if_missing: bool,
+}
+
+impl DatabaseSettings {
+    /// Checks value ranges.
+    pub fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
+        let url = self.url.expose_secret();
+        v.check(
+            url.starts_with("postgres://") || url.starts_with("postgresql://"),
+            "database.url",
+            "must be a postgres:// URL",
+        )?;
+        v.check(
+            self.max_connections > 0,
+            "database.max_connections",
+            "must be positive",
+        )
+    }
+}
+
+/// The RabbitMQ broker and this service's use of it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessagingSettings {
+    /// `amqp://user:password@host:port/vhost`; a secret because it carries the password.
+    pub url: SecretString,
+    /// The durable topic exchange every service publishes to.
+    pub exchange: String,
+    /// Unacknowledged deliveries a consumer may hold.
+    pub prefetch: u16,
+    /// Deliveries of one message before it goes to the dead-letter queue.
+    pub max_attempts: u32,
+    /// Delay before the first redelivery; doubles with each further attempt.
+    pub retry_backoff_ms: u64,
+    /// Outbox rows published per round trip of the relay.
+    pub relay_batch_size: i64,
+    /// Fallback poll interval of the relay when no notification arrives.
+    pub relay_poll_ms: u64,
+}
+
+impl MessagingSettings {
+    /// Checks value ranges.
+    pub fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
+        let url = self.url.expose_secret();
+        v.check(
+            url.starts_with("amqp://") || url.starts_with("amqps://"),
+            "messaging.url",
+            "must be an amqp:// URL",
+        )?;
+        v.check(
+            !self.exchange.is_empty(),
+            "messaging.exchange",
+            "must not be empty",
+        )?;
+        v.check(self.prefetch > 0, "messaging.prefetch", "must be positive")?;
+        v.check(
+            self.max_attempts > 0,
+            "messaging.max_attempts",
+            "must be at least 1",
+        )?;
+        v.check(
+            (1..=10_000).contains(&self.relay_batch_size),
+            "messaging.relay_batch_size",
+            "must be between 1 and 10000",
+        )
+    }
+}
+
+/// Log output style.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Coloured single lines for a terminal.
+    Human,
+    /// One JSON object per line for log shippers.
+    Json,
+}
+
+/// Logs and traces.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    /// Human or JSON log lines.
+    pub log_format: LogFormat,
+    /// `tracing` filter directives, e.g. `info,customer_profile=debug`.
+    pub log_filter: String,
+    /// OTLP/gRPC collector endpoint; traces are exported only when set. Defaults to
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetrySettings {
+    /// Checks value ranges.
+    pub fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
+        v.check(
+            tracing_subscriber::EnvFilter::try_new(&self.log_filter).is_ok(),
+            "telemetry.log_filter",
+            "is not a valid tracing filter",
+        )?;
+        if let Some(endpoint) = &self.otlp_endpoint {
+            v.check(
+                endpoint.starts_with("http://") || endpoint.starts_with("https://"),
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL",
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The sections every service has, validated together.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PlatformSettings {
+    /// gRPC server.
+    pub grpc: GrpcSettings,
+    /// Own database.
+    pub database: DatabaseSettings,
+    /// Broker.
+    pub messaging: MessagingSettings,
+    /// Logs and traces.
+    pub telemetry: TelemetrySettings,
+}
+
+impl PlatformSettings {
+    /// Validates every section, naming the first bad key.
+    pub fn validate(&self, service: &str) -> Result<(), ConfigError> {
+        let v = Validator::new(service);
+        self.grpc.validate(&v)?;
+        self.database.validate(&v)?;
+        self.messaging.validate(&v)?;
+        self.telemetry.validate(&v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const REQUIRED: &[(&str, &str)] = &[
+        (
+            "CRM_DEMO__DATABASE__URL",
+            "postgres://postgres@127.0.0.1/demo",
+        ),
+        (
+            "CRM_DEMO__MESSAGING__URL",
+            "amqp://guest:guest@127.0.0.1:5672/%2f",
+        ),
+    ];
+
+    #[test]
+    fn environment_overrides_defaults() {
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[
+            ("CRM_DEMO__GRPC__PORT", "6000"),
+            ("CRM_DEMO__TELEMETRY__LOG_FORMAT", "json"),
+        ]));
+        let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
+        assert_eq!(s.grpc.port, 6000);
+        assert_eq!(s.telemetry.log_format, LogFormat::Json);
+        assert_eq!(s.database.max_connections, 10);
+        s.validate("demo").expect("valid");
+    }
+
+    #[test]
+    fn a_missing_secret_names_its_key() {
+        let err = load_from::<PlatformSettings>("demo", "", env(&REQUIRED[1..])).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("url") && msg.contains("database"), "{msg}");
+    }
+
+    #[test]
+    fn a_malformed_number_names_its_key() {
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__GRPC__PORT", "fifty")]));
+        let err = load_from::<PlatformSettings>("demo", "", vars).unwrap_err();
+        assert!(err.to_string().contains("grpc.port"), "{err}");
+    }
+
+    #[test]
+    fn an_unacceptable_value_names_its_key_and_variable() {
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__MESSAGING__PREFETCH", "0")]));
+        let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
+        let err = s.validate("demo").unwrap_err().to_string();
+        assert!(
+            err.contains("messaging.prefetch") && err.contains("CRM_DEMO__MESSAGING__PREFETCH"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_non_postgres_url_is_rejected() {
+        let vars = env(&[
+            ("CRM_DEMO__DATABASE__URL", "mysql://x"),
+            (
+                "CRM_DEMO__MESSAGING__URL",
+                "amqp://guest:guest@127.0.0.1:5672/%2f",
+            ),
+        ]);
+        let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
+        assert!(
+            s.validate("demo")
+                .unwrap_err()
+                .to_string()
+                .contains("database.url")
+        );
+    }
+
+    #[test]
+    fn the_otel_variable_sets_the_exporter_endpoint() {
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://collector:4317",
+        )]));
+        let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
+        assert_eq!(
+            s.telemetry.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+    }
+
+    #[test]
+    fn service_names_map_to_environment_prefixes() {
+        assert_eq!(env_prefix("customer-profile"), "CRM_CUSTOMER_PROFILE");
+        assert_eq!(
+            env_var_for("customer-profile", "grpc.port"),
+            "CRM_CUSTOMER_PROFILE__GRPC__PORT"
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! The platform kit: the plumbing every CRM service shares, written once.
+//!
+//! A service's `main` loads its settings with [`config`], starts [`telemetry`],
+//! builds a [`runtime::ServiceRuntime`] (database, migrations, broker, gRPC listener)
+//! and runs it with its own gRPC servers and consumers until a stop signal from
+//! [`shutdown`]. Inside, handlers write events with [`messaging::outbox::enqueue`] in
+//! their own transactions and map their errors to gRPC through [`error::to_status`].
+//!
+//! # Layout
+//! - [`config`]: layered settings (defaults → file → `CRM_<SERVICE>__…` environment).
+//! - [`telemetry`]: logs, OTLP traces, W3C trace context over gRPC and AMQP.
+//! - [`grpc`]: server, health, clients.
+//! - [`db`]: PostgreSQL pool, database creation, migrations.
+//! - [`messaging`]: outbox, relay, consumers, CloudEvents envelope.
+//! - [`error`]: error codes and the one mapping to `tonic::Status`.
+//! - [`runtime`]: start-up and ordered shutdown.
+//! - [`shutdown`]: stop signals.
+//! - `testing` (feature `testing`): fresh databases and exchanges for integration tests.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod grpc;
+pub mod messaging;
+pub mod runtime;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{ErrorCode, FieldViolations, PlatformError, ServiceError, to_status};

@@ -1,0 +1,160 @@
+//! Running a service: database, broker, gRPC server, outbox relay, consumers and
+//! health, started together and stopped in the right order.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+use tonic_health::server::HealthReporter;
+
+use crate::config::PlatformSettings;
+use crate::error::PlatformError;
+use crate::messaging::{Broker, OutboxRelay};
+
+/// A background task of a service (a consumer), started with the token that stops it.
+pub type BackgroundTask =
+    Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Everything a service needs from the platform, built once at start-up.
+pub struct ServiceRuntime {
+    /// Service name, e.g. `customer-profile`.
+    pub name: &'static str,
+    /// The shared settings sections.
+    pub settings: PlatformSettings,
+    /// Pool for the service's own database.
+    pub pool: PgPool,
+    /// Broker handle (connects lazily).
+    pub broker: Broker,
+    listener: TcpListener,
+    health: HealthReporter,
+    base_routes: Routes,
+}
+
+impl std::fmt::Debug for ServiceRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceRuntime")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceRuntime {
+    /// Connects the database (creating it in development), applies migrations when
+    /// configured, and binds the gRPC port.
+    pub async fn build(
+        name: &'static str,
+        settings: PlatformSettings,
+        migrator: &Migrator,
+    ) -> Result<Self, PlatformError> {
+        let pool = crate::db::connect(&settings.database).await?;
+        if settings.database.migrate_on_start {
+            crate::db::migrate(&pool, migrator).await?;
+        }
+        let broker = Broker::new(&settings.messaging, name);
+        let listener = crate::grpc::server::bind(&settings.grpc).await?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        let base_routes =
+            Routes::new(health_service).add_service(crate::grpc::server::reflection()?);
+        Ok(Self {
+            name,
+            settings,
+            pool,
+            broker,
+            listener,
+            health,
+            base_routes,
+        })
+    }
+
+    /// The bound port (useful when the configuration asked for port 0).
+    pub fn port(&self) -> u16 {
+        self.listener
+            .local_addr()
+            .map(|a| a.port())
+            .unwrap_or_default()
+    }
+
+    /// Routes with health and reflection; add the service's own servers to them.
+    pub fn base_routes(&self) -> Routes {
+        self.base_routes.clone()
+    }
+
+    /// Serves until `stop` resolves, then: health turns NOT_SERVING, the server stops
+    /// accepting and drains in-flight calls (at most `grpc.shutdown_grace_ms`),
+    /// consumers finish their current message, the relay publishes what the last calls
+    /// committed, and connections close. `services` are the fully qualified gRPC
+    /// service names health reports on.
+    pub async fn run(
+        self,
+        routes: Routes,
+        services: Vec<&'static str>,
+        tasks: Vec<BackgroundTask>,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), PlatformError> {
+        let stopping = crate::shutdown::token_from(stop);
+        let background = CancellationToken::new();
+        let mut handles = Vec::new();
+
+        handles.push(tokio::spawn(crate::grpc::health::monitor(
+            self.health.clone(),
+            services,
+            self.pool.clone(),
+            self.broker.clone(),
+            Duration::from_millis(self.settings.grpc.health_interval_ms),
+            stopping.clone(),
+        )));
+        let relay = OutboxRelay::new(
+            self.pool.clone(),
+            crate::db::connect_options(&self.settings.database)?,
+            self.broker.clone(),
+            self.settings.messaging.relay_batch_size,
+            Duration::from_millis(self.settings.messaging.relay_poll_ms),
+        );
+        handles.push(tokio::spawn(relay.run(background.clone())));
+        for task in tasks {
+            handles.push(tokio::spawn(task(background.clone())));
+        }
+
+        let grace = self.settings.grpc.shutdown_grace();
+        let server = crate::grpc::server::serve(
+            &self.settings.grpc,
+            self.listener,
+            routes,
+            stopping.clone().cancelled_owned(),
+        );
+        let served = tokio::select! {
+            r = server => r,
+            _ = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace expired; abandoning in-flight calls");
+                Ok(())
+            }
+        };
+        background.cancel();
+        for handle in handles {
+            let _ = handle.await;
+        }
+        self.broker.close().await;
+        self.pool.close().await;
+        tracing::info!(service = self.name, "stopped");
+        served
+    }
+}
+
+/// The `<service> migrate` command: applies migrations and exits.
+pub async fn migrate_only(
+    settings: &PlatformSettings,
+    migrator: &Migrator,
+) -> Result<(), PlatformError> {
+    let pool = crate::db::connect(&settings.database).await?;
+    crate::db::migrate(&pool, migrator).await?;
+    pool.close().await;
+    Ok(())
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the platform kit against the real local PostgreSQL and RabbitMQ.
+//!
+//! Tests marked `#[ignore]` disturb the shared broker (they restart it) and run alone,
+//! after the rest, through `cargo xtask test`.
+
+mod broker_restart;
+mod consumer;
+mod health;
+mod outbox;
+mod support;

@@ -1,0 +1,1 @@
+//! Cross-service flows (see tests/flows).
