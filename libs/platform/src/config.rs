@@ -75,11 +75,7 @@ pub fn env_prefix(service: &str) -> String {
 
 /// The environment variable that sets a dotted key for a service.
 pub fn env_var_for(service: &str, key: &str) -> String {
-    format!(
-        "{}__{}",
-        env_prefix(service),
-        key.replace('.', "__").to_uppercase()
-    )
+    format!("{}__{}", env_prefix(service), key.replace('.', "__").to_uppercase())
 }
 
 /// Loads a service's settings from the platform defaults, its own defaults, the
@@ -104,38 +100,22 @@ pub fn load_from<T: DeserializeOwned>(
     };
     let vars: std::collections::HashMap<String, String> = vars.into_iter().collect();
     let mut builder = config::Config::builder()
-        .add_source(config::File::from_str(
-            PLATFORM_DEFAULTS,
-            config::FileFormat::Toml,
-        ))
-        .add_source(config::File::from_str(
-            service_defaults,
-            config::FileFormat::Toml,
-        ));
+        .add_source(config::File::from_str(PLATFORM_DEFAULTS, config::FileFormat::Toml))
+        .add_source(config::File::from_str(service_defaults, config::FileFormat::Toml));
     if let Some(path) = vars.get(&format!("{prefix}_CONFIG")) {
-        builder =
-            builder.add_source(config::File::new(path, config::FileFormat::Toml).required(true));
+        builder = builder.add_source(config::File::new(path, config::FileFormat::Toml).required(true));
     }
     // The standard OpenTelemetry variable configures the exporter unless the service's
     // own key overrides it.
-    if let Some(endpoint) = vars
-        .get("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .filter(|v| !v.is_empty())
-    {
-        builder = builder
-            .set_default("telemetry.otlp_endpoint", endpoint.as_str())
-            .map_err(&load_error)?;
+    if let Some(endpoint) = vars.get("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|v| !v.is_empty()) {
+        builder = builder.set_default("telemetry.otlp_endpoint", endpoint.as_str()).map_err(&load_error)?;
     }
     let env = config::Environment::with_prefix(&prefix)
         .prefix_separator("__")
         .separator("__")
         .try_parsing(true)
         .source(Some(vars.clone()));
-    builder
-        .add_source(env)
-        .build()
-        .and_then(|c| c.try_deserialize())
-        .map_err(load_error)
+    builder.add_source(env).build().and_then(|c| c.try_deserialize()).map_err(load_error)
 }
 
 /// How to report an invalid value: builds [`ConfigError::Invalid`] for a service.
@@ -185,26 +165,10 @@ pub struct GrpcSettings {
 impl GrpcSettings {
     /// Checks value ranges.
     pub fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
-        v.check(
-            !self.host.trim().is_empty(),
-            "grpc.host",
-            "must not be empty",
-        )?;
-        v.check(
-            self.request_timeout_ms > 0,
-            "grpc.request_timeout_ms",
-            "must be positive",
-        )?;
-        v.check(
-            self.concurrency_limit > 0,
-            "grpc.concurrency_limit",
-            "must be positive",
-        )?;
-        v.check(
-            self.health_interval_ms > 0,
-            "grpc.health_interval_ms",
-            "must be positive",
-        )
+        v.check(!self.host.trim().is_empty(), "grpc.host", "must not be empty")?;
+        v.check(self.request_timeout_ms > 0, "grpc.request_timeout_ms", "must be positive")?;
+        v.check(self.concurrency_limit > 0, "grpc.concurrency_limit", "must be positive")?;
+        v.check(self.health_interval_ms > 0, "grpc.health_interval_ms", "must be positive")
     }
 
     /// Per-call timeout.
@@ -242,11 +206,7 @@ impl DatabaseSettings {
             "database.url",
             "must be a postgres:// URL",
         )?;
-        v.check(
-            self.max_connections > 0,
-            "database.max_connections",
-            "must be positive",
-        )
+        v.check(self.max_connections > 0, "database.max_connections", "must be positive")
     }
 }
 
@@ -273,22 +233,10 @@ impl MessagingSettings {
     /// Checks value ranges.
     pub fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
         let url = self.url.expose_secret();
-        v.check(
-            url.starts_with("amqp://") || url.starts_with("amqps://"),
-            "messaging.url",
-            "must be an amqp:// URL",
-        )?;
-        v.check(
-            !self.exchange.is_empty(),
-            "messaging.exchange",
-            "must not be empty",
-        )?;
+        v.check(url.starts_with("amqp://") || url.starts_with("amqps://"), "messaging.url", "must be an amqp:// URL")?;
+        v.check(!self.exchange.is_empty(), "messaging.exchange", "must not be empty")?;
         v.check(self.prefetch > 0, "messaging.prefetch", "must be positive")?;
-        v.check(
-            self.max_attempts > 0,
-            "messaging.max_attempts",
-            "must be at least 1",
-        )?;
+        v.check(self.max_attempts > 0, "messaging.max_attempts", "must be at least 1")?;
         v.check(
             (1..=10_000).contains(&self.relay_batch_size),
             "messaging.relay_batch_size",
@@ -368,30 +316,18 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     const REQUIRED: &[(&str, &str)] = &[
-        (
-            "CRM_DEMO__DATABASE__URL",
-            "postgres://postgres@127.0.0.1/demo",
-        ),
-        (
-            "CRM_DEMO__MESSAGING__URL",
-            "amqp://guest:guest@127.0.0.1:5672/%2f",
-        ),
+        ("CRM_DEMO__DATABASE__URL", "postgres://postgres@127.0.0.1/demo"),
+        ("CRM_DEMO__MESSAGING__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
     ];
 
     #[test]
     fn environment_overrides_defaults() {
         let mut vars = env(REQUIRED);
-        vars.extend(env(&[
-            ("CRM_DEMO__GRPC__PORT", "6000"),
-            ("CRM_DEMO__TELEMETRY__LOG_FORMAT", "json"),
-        ]));
+        vars.extend(env(&[("CRM_DEMO__GRPC__PORT", "6000"), ("CRM_DEMO__TELEMETRY__LOG_FORMAT", "json")]));
         let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
         assert_eq!(s.grpc.port, 6000);
         assert_eq!(s.telemetry.log_format, LogFormat::Json);
@@ -420,50 +356,30 @@ mod tests {
         vars.extend(env(&[("CRM_DEMO__MESSAGING__PREFETCH", "0")]));
         let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
         let err = s.validate("demo").unwrap_err().to_string();
-        assert!(
-            err.contains("messaging.prefetch") && err.contains("CRM_DEMO__MESSAGING__PREFETCH"),
-            "{err}"
-        );
+        assert!(err.contains("messaging.prefetch") && err.contains("CRM_DEMO__MESSAGING__PREFETCH"), "{err}");
     }
 
     #[test]
     fn a_non_postgres_url_is_rejected() {
         let vars = env(&[
             ("CRM_DEMO__DATABASE__URL", "mysql://x"),
-            (
-                "CRM_DEMO__MESSAGING__URL",
-                "amqp://guest:guest@127.0.0.1:5672/%2f",
-            ),
+            ("CRM_DEMO__MESSAGING__URL", "amqp://guest:guest@127.0.0.1:5672/%2f"),
         ]);
         let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
-        assert!(
-            s.validate("demo")
-                .unwrap_err()
-                .to_string()
-                .contains("database.url")
-        );
+        assert!(s.validate("demo").unwrap_err().to_string().contains("database.url"));
     }
 
     #[test]
     fn the_otel_variable_sets_the_exporter_endpoint() {
         let mut vars = env(REQUIRED);
-        vars.extend(env(&[(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "http://collector:4317",
-        )]));
+        vars.extend(env(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")]));
         let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
-        assert_eq!(
-            s.telemetry.otlp_endpoint.as_deref(),
-            Some("http://collector:4317")
-        );
+        assert_eq!(s.telemetry.otlp_endpoint.as_deref(), Some("http://collector:4317"));
     }
 
     #[test]
     fn service_names_map_to_environment_prefixes() {
         assert_eq!(env_prefix("customer-profile"), "CRM_CUSTOMER_PROFILE");
-        assert_eq!(
-            env_var_for("customer-profile", "grpc.port"),
-            "CRM_CUSTOMER_PROFILE__GRPC__PORT"
-        );
+        assert_eq!(env_var_for("customer-profile", "grpc.port"), "CRM_CUSTOMER_PROFILE__GRPC__PORT");
     }
 }

@@ -45,17 +45,13 @@ pub async fn connect(settings: &DatabaseSettings) -> Result<PgPool, PlatformErro
 pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), PlatformError> {
     let name = options.get_database().unwrap_or("postgres").to_string();
     let mut admin = sqlx::PgConnection::connect_with(&options.clone().database("postgres")).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await?;
     if !exists {
         let quoted = name.replace('"', "\"\"");
-        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{quoted}\"")))
-            .execute(&mut admin)
-            .await
-        {
+        match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{quoted}\""))).execute(&mut admin).await {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Two replicas starting together may race; the loser finds it created.
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
@@ -76,8 +72,5 @@ pub async fn migrate(pool: &PgPool, service: &Migrator) -> Result<(), PlatformEr
 
 /// Whether the database answers a trivial query within `timeout`.
 pub async fn is_reachable(pool: &PgPool, timeout: Duration) -> bool {
-    matches!(
-        tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(pool)).await,
-        Ok(Ok(_))
-    )
+    matches!(tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(pool)).await, Ok(Ok(_)))
 }

@@ -102,9 +102,7 @@ impl FieldViolations {
 
     /// The recorded (field, description) pairs, in the order they were found.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.violations
-            .iter()
-            .map(|(f, d)| (f.as_str(), d.as_str()))
+        self.violations.iter().map(|(f, d)| (f.as_str(), d.as_str()))
     }
 
     /// Prefixes every field path, for violations found in a nested message.
@@ -203,17 +201,12 @@ mod tests {
     #[test]
     fn field_violations_become_invalid_argument_with_a_bad_request_detail() {
         let mut v = FieldViolations::new();
-        v.add("id_number", "bad check character")
-            .add("phone", "not a phone number");
+        v.add("id_number", "bad check character").add("phone", "not a phone number");
         let status = v.to_status();
         assert_eq!(status.code(), Code::InvalidArgument);
         let details = status.get_error_details();
         let bad = details.bad_request().expect("bad request detail");
-        let fields: Vec<_> = bad
-            .field_violations
-            .iter()
-            .map(|f| f.field.as_str())
-            .collect();
+        let fields: Vec<_> = bad.field_violations.iter().map(|f| f.field.as_str()).collect();
         assert_eq!(fields, ["id_number", "phone"]);
     }
 

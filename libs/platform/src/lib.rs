@@ -7,6 +7,7 @@
 //! their own transactions and map their errors to gRPC through [`error::to_status`].
 //!
 //! # Layout
+//! - [`cli`]: the shared command line (`serve`, `migrate`, `healthcheck`).
 //! - [`config`]: layered settings (defaults → file → `CRM_<SERVICE>__…` environment).
 //! - [`telemetry`]: logs, OTLP traces, W3C trace context over gRPC and AMQP.
 //! - [`grpc`]: server, health, clients.
@@ -17,6 +18,7 @@
 //! - [`shutdown`]: stop signals.
 //! - `testing` (feature `testing`): fresh databases and exchanges for integration tests.
 
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;

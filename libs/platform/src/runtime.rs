@@ -17,8 +17,7 @@ use crate::error::PlatformError;
 use crate::messaging::{Broker, OutboxRelay};
 
 /// A background task of a service (a consumer), started with the token that stops it.
-pub type BackgroundTask =
-    Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+pub type BackgroundTask = Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// Everything a service needs from the platform, built once at start-up.
 pub struct ServiceRuntime {
@@ -37,9 +36,7 @@ pub struct ServiceRuntime {
 
 impl std::fmt::Debug for ServiceRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceRuntime")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
+        f.debug_struct("ServiceRuntime").field("name", &self.name).finish_non_exhaustive()
     }
 }
 
@@ -58,28 +55,14 @@ impl ServiceRuntime {
         let broker = Broker::new(&settings.messaging, name);
         let listener = crate::grpc::server::bind(&settings.grpc).await?;
         let (health, health_service) = tonic_health::server::health_reporter();
-        health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
-        let base_routes =
-            Routes::new(health_service).add_service(crate::grpc::server::reflection()?);
-        Ok(Self {
-            name,
-            settings,
-            pool,
-            broker,
-            listener,
-            health,
-            base_routes,
-        })
+        health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+        let base_routes = Routes::new(health_service).add_service(crate::grpc::server::reflection()?);
+        Ok(Self { name, settings, pool, broker, listener, health, base_routes })
     }
 
     /// The bound port (useful when the configuration asked for port 0).
     pub fn port(&self) -> u16 {
-        self.listener
-            .local_addr()
-            .map(|a| a.port())
-            .unwrap_or_default()
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
     /// Routes with health and reflection; add the service's own servers to them.
@@ -124,12 +107,8 @@ impl ServiceRuntime {
         }
 
         let grace = self.settings.grpc.shutdown_grace();
-        let server = crate::grpc::server::serve(
-            &self.settings.grpc,
-            self.listener,
-            routes,
-            stopping.clone().cancelled_owned(),
-        );
+        let server =
+            crate::grpc::server::serve(&self.settings.grpc, self.listener, routes, stopping.clone().cancelled_owned());
         let served = tokio::select! {
             r = server => r,
             _ = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => {
@@ -149,10 +128,7 @@ impl ServiceRuntime {
 }
 
 /// The `<service> migrate` command: applies migrations and exits.
-pub async fn migrate_only(
-    settings: &PlatformSettings,
-    migrator: &Migrator,
-) -> Result<(), PlatformError> {
+pub async fn migrate_only(settings: &PlatformSettings, migrator: &Migrator) -> Result<(), PlatformError> {
     let pool = crate::db::connect(&settings.database).await?;
     crate::db::migrate(&pool, migrator).await?;
     pool.close().await;

@@ -33,9 +33,7 @@ pub async fn signal() {
 }
 
 /// A token cancelled when `stop` resolves, for the background tasks of a service.
-pub fn token_from(
-    stop: impl std::future::Future<Output = ()> + Send + 'static,
-) -> CancellationToken {
+pub fn token_from(stop: impl std::future::Future<Output = ()> + Send + 'static) -> CancellationToken {
     let token = CancellationToken::new();
     let child = token.clone();
     tokio::spawn(async move {

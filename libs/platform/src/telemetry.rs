@@ -45,10 +45,7 @@ fn propagator() -> &'static TraceContextPropagator {
 }
 
 fn resource(service: &'static str, version: &'static str) -> Resource {
-    Resource::builder()
-        .with_service_name(service)
-        .with_attribute(KeyValue::new("service.version", version))
-        .build()
+    Resource::builder().with_service_name(service).with_attribute(KeyValue::new("service.version", version)).build()
 }
 
 /// Installs the global subscriber: log lines per `settings`, and spans exported to the
@@ -86,10 +83,8 @@ pub fn init_with_exporter<E: SpanExporter + 'static>(
     log_filter: &str,
     exporter: E,
 ) -> Result<Telemetry, PlatformError> {
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter)
-        .with_resource(resource(service, version))
-        .build();
+    let provider =
+        SdkTracerProvider::builder().with_simple_exporter(exporter).with_resource(resource(service, version)).build();
     install(service, LogFormat::Human, log_filter, Some(provider))
 }
 
@@ -102,21 +97,11 @@ fn install(
     let filter = EnvFilter::try_new(filter).map_err(|e| PlatformError::Telemetry(e.to_string()))?;
     let fmt = match format {
         LogFormat::Human => tracing_subscriber::fmt::layer().with_target(true).boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).boxed(),
     };
-    let otel = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
+    let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer(service)));
     // A second init in one process (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt)
-        .with(otel)
-        .try_init();
+    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init();
     Ok(Telemetry { provider })
 }
 
@@ -181,29 +166,16 @@ pub fn current_trace_context() -> (Option<String>, Option<String>) {
     let cx = tracing::Span::current().context();
     let mut carrier: HashMap<String, String> = HashMap::new();
     propagator().inject_context(&cx, &mut carrier);
-    (
-        carrier.remove("traceparent"),
-        carrier.remove("tracestate").filter(|s| !s.is_empty()),
-    )
+    (carrier.remove("traceparent"), carrier.remove("tracestate").filter(|s| !s.is_empty()))
 }
 
 /// Writes a stored `traceparent`/`tracestate` into AMQP headers.
-pub fn trace_headers(
-    traceparent: Option<&str>,
-    tracestate: Option<&str>,
-    headers: &mut FieldTable,
-) {
+pub fn trace_headers(traceparent: Option<&str>, tracestate: Option<&str>, headers: &mut FieldTable) {
     if let Some(tp) = traceparent {
-        headers.insert(
-            "traceparent".into(),
-            AMQPValue::LongString(LongString::from(tp)),
-        );
+        headers.insert("traceparent".into(), AMQPValue::LongString(LongString::from(tp)));
     }
     if let Some(ts) = tracestate {
-        headers.insert(
-            "tracestate".into(),
-            AMQPValue::LongString(LongString::from(ts)),
-        );
+        headers.insert("tracestate".into(), AMQPValue::LongString(LongString::from(ts)));
     }
 }
 

@@ -12,14 +12,12 @@ use crate::config::PlatformSettings;
 
 /// Server URL without a database name.
 pub fn database_server_url() -> String {
-    std::env::var("CRM_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+    std::env::var("CRM_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
 }
 
 /// Broker URL.
 pub fn amqp_url() -> String {
-    std::env::var("CRM_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("CRM_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 /// A name unique to this test run, e.g. `crm_test_0f3a…`.
@@ -45,18 +43,12 @@ impl TestEnv {
         let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url()))
             .await
             .expect("the local PostgreSQL must be running (see README)");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "CREATE DATABASE \"{database}\""
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("create test database");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
         let _ = conn.close().await;
-        Self {
-            service: service.to_string(),
-            database,
-            exchange: unique("crm.test"),
-        }
+        Self { service: service.to_string(), database, exchange: unique("crm.test") }
     }
 
     /// URL of this test's database.
@@ -82,9 +74,7 @@ impl TestEnv {
             vars.retain(|(key, _)| key != k);
             vars.push((k.to_string(), v.to_string()));
         }
-        vars.into_iter()
-            .map(|(k, v)| (crate::config::env_var_for(&self.service, &k), v))
-            .collect()
+        vars.into_iter().map(|(k, v)| (crate::config::env_var_for(&self.service, &k), v)).collect()
     }
 
     /// Platform settings for this test.
@@ -95,36 +85,28 @@ impl TestEnv {
     /// Makes the database refuse new connections and drops existing ones, as when the
     /// database server becomes unreachable.
     pub async fn cut_database(&self) {
-        let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url()))
-            .await
-            .expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false",
-            self.database
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("disallow");
-        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
-            .bind(&self.database)
+        let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url())).await.expect("admin");
+        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false", self.database)))
             .execute(&mut conn)
             .await
-            .expect("terminate");
+            .expect("disallow");
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&self.database)
+        .execute(&mut conn)
+        .await
+        .expect("terminate");
         let _ = conn.close().await;
     }
 
     /// Undoes [`TestEnv::cut_database`].
     pub async fn restore_database(&self) {
-        let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url()))
+        let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url())).await.expect("admin");
+        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true", self.database)))
+            .execute(&mut conn)
             .await
-            .expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true",
-            self.database
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("allow");
+            .expect("allow");
         let _ = conn.close().await;
     }
 }

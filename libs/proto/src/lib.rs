@@ -14,5 +14,4 @@
 include!(concat!(env!("OUT_DIR"), "/mod.rs"));
 
 /// The encoded `google.protobuf.FileDescriptorSet` of every contract, for reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    include_bytes!(concat!(env!("OUT_DIR"), "/crm_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/crm_descriptor.bin"));

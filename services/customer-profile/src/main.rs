@@ -1,1 +1,6 @@
-fn main() {}
+//! `customer-profile [migrate|healthcheck]`: see `crm_platform::cli`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    crm_platform::cli::main::<customer_profile::CustomerProfile>().await
+}

@@ -58,20 +58,14 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(50),
-        }
+        Self { max_attempts: 3, initial_backoff: Duration::from_millis(50) }
     }
 }
 
 /// Whether a failed call may be repeated: only when the server certainly did not
 /// apply it or the call is idempotent anyway and the failure is transient.
 pub fn is_retryable(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Unavailable | Code::ResourceExhausted | Code::Aborted
-    )
+    matches!(code, Code::Unavailable | Code::ResourceExhausted | Code::Aborted)
 }
 
 /// Runs an **idempotent** call (a read, or a write keyed so that repeating it changes
@@ -106,16 +100,9 @@ mod tests {
     #[tokio::test]
     async fn idempotent_calls_are_retried_on_unavailable_until_they_succeed() {
         let calls = AtomicU32::new(0);
-        let policy = RetryPolicy {
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(1),
-        };
+        let policy = RetryPolicy { max_attempts: 3, initial_backoff: Duration::from_millis(1) };
         let result = retry_idempotent(policy, || async {
-            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
-                Err(Status::unavailable("down"))
-            } else {
-                Ok(7)
-            }
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 { Err(Status::unavailable("down")) } else { Ok(7) }
         })
         .await;
         assert_eq!(result.expect("third try succeeds"), 7);
@@ -137,10 +124,7 @@ mod tests {
     #[tokio::test]
     async fn retries_stop_after_the_last_attempt() {
         let calls = AtomicU32::new(0);
-        let policy = RetryPolicy {
-            max_attempts: 2,
-            initial_backoff: Duration::from_millis(1),
-        };
+        let policy = RetryPolicy { max_attempts: 2, initial_backoff: Duration::from_millis(1) };
         let result: Result<(), _> = retry_idempotent(policy, || async {
             calls.fetch_add(1, Ordering::SeqCst);
             Err(Status::unavailable("down"))

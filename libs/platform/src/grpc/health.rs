@@ -24,22 +24,11 @@ pub async fn monitor(
     loop {
         let check_timeout = interval.clamp(Duration::from_millis(200), Duration::from_secs(3));
         let db = crate::db::is_reachable(&pool, check_timeout).await;
-        let mq = tokio::time::timeout(check_timeout, broker.is_reachable())
-            .await
-            .unwrap_or(false);
+        let mq = tokio::time::timeout(check_timeout, broker.is_reachable()).await.unwrap_or(false);
         let healthy = db && mq;
-        let status = if healthy {
-            ServingStatus::Serving
-        } else {
-            ServingStatus::NotServing
-        };
+        let status = if healthy { ServingStatus::Serving } else { ServingStatus::NotServing };
         if last != Some(healthy) {
-            tracing::info!(
-                database = db,
-                broker = mq,
-                serving = healthy,
-                "health changed"
-            );
+            tracing::info!(database = db, broker = mq, serving = healthy, "health changed");
             last = Some(healthy);
         }
         reporter.set_service_status("", status).await;
@@ -52,34 +41,22 @@ pub async fn monitor(
         }
     }
     // Stopping: tell load balancers to go elsewhere while in-flight calls drain.
-    reporter
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    reporter.set_service_status("", ServingStatus::NotServing).await;
     for service in &services {
-        reporter
-            .set_service_status(*service, ServingStatus::NotServing)
-            .await;
+        reporter.set_service_status(*service, ServingStatus::NotServing).await;
     }
 }
 
 /// Asks the server at `endpoint` whether `service` ("" for the whole server) is
 /// SERVING. Used by the `healthcheck` command of every binary and by the dev runner.
-pub async fn check(
-    endpoint: &str,
-    service: &str,
-    timeout: Duration,
-) -> Result<bool, crate::error::PlatformError> {
+pub async fn check(endpoint: &str, service: &str, timeout: Duration) -> Result<bool, crate::error::PlatformError> {
     let channel = tonic::transport::Endpoint::from_shared(endpoint.to_string())?
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect()
         .await?;
     let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
-    let response = client
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: service.to_string(),
-        })
-        .await;
+    let response = client.check(tonic_health::pb::HealthCheckRequest { service: service.to_string() }).await;
     Ok(
         matches!(response, Ok(r) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32),
     )

@@ -22,9 +22,7 @@ pub async fn bind(settings: &GrpcSettings) -> Result<TcpListener, PlatformError>
 /// Reflection over every CRM contract and the health service, so that grpcurl and
 /// similar tools work without local copies of the `.proto` files.
 pub fn reflection() -> Result<
-    tonic_reflection::server::v1::ServerReflectionServer<
-        impl tonic_reflection::server::v1::ServerReflection,
-    >,
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
     PlatformError,
 > {
     tonic_reflection::server::Builder::configure()
@@ -38,10 +36,7 @@ pub fn reflection() -> Result<
 /// `traceparent`.
 fn rpc_span(request: &http::Request<()>) -> tracing::Span {
     let path = request.uri().path();
-    let (service, method) = path
-        .trim_start_matches('/')
-        .split_once('/')
-        .unwrap_or((path, ""));
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
     let span = tracing::info_span!(
         "grpc.request",
         otel.name = %path.trim_start_matches('/'),
@@ -50,10 +45,7 @@ fn rpc_span(request: &http::Request<()>) -> tracing::Span {
         rpc.service = %service,
         rpc.method = %method,
     );
-    crate::telemetry::set_parent(
-        &span,
-        crate::telemetry::extract_from_headers(request.headers()),
-    );
+    crate::telemetry::set_parent(&span, crate::telemetry::extract_from_headers(request.headers()));
     span
 }
 

@@ -28,9 +28,7 @@ struct Inner {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker")
-            .field("exchange", &self.inner.exchange)
-            .finish_non_exhaustive()
+        f.debug_struct("Broker").field("exchange", &self.inner.exchange).finish_non_exhaustive()
     }
 }
 
@@ -59,18 +57,14 @@ impl Broker {
         {
             return Ok(conn.clone());
         }
-        let props =
-            ConnectionProperties::default().with_connection_name(self.inner.name.clone().into());
+        let props = ConnectionProperties::default().with_connection_name(self.inner.name.clone().into());
         let conn = Arc::new(Connection::connect(self.inner.url.expose_secret(), props).await?);
         let channel = conn.create_channel().await?;
         channel
             .exchange_declare(
                 self.inner.exchange.clone().into(),
                 ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: true,
-                    ..Default::default()
-                },
+                ExchangeDeclareOptions { durable: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await?;

@@ -12,11 +12,11 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicPublishOptions, BasicQosOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel};
@@ -93,21 +93,14 @@ pub struct Consumer<H> {
 
 impl<H> std::fmt::Debug for Consumer<H> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer")
-            .field("config", &self.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Consumer").field("config", &self.config).finish_non_exhaustive()
     }
 }
 
 impl<H: EventHandler> Consumer<H> {
     /// A consumer applying events to the database in `pool` with `handler`.
     pub fn new(pool: PgPool, broker: Broker, config: ConsumerConfig, handler: H) -> Self {
-        Self {
-            pool,
-            broker,
-            config,
-            handler: Arc::new(handler),
-        }
+        Self { pool, broker, config, handler: Arc::new(handler) }
     }
 
     /// Name of the dead-letter queue.
@@ -120,21 +113,14 @@ impl<H: EventHandler> Consumer<H> {
     }
 
     fn retry_delay(&self, attempt: u32) -> Duration {
-        self.config
-            .retry_backoff
-            .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        self.config.retry_backoff.saturating_mul(1 << attempt.saturating_sub(1).min(16))
     }
 
     /// Declares the queue, its bindings, the retry queues and the dead-letter queue.
     pub async fn declare(&self, channel: &Channel) -> Result<(), PlatformError> {
-        let durable = QueueDeclareOptions {
-            durable: true,
-            ..Default::default()
-        };
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
         let name = &self.config.name;
-        channel
-            .queue_declare(name.clone().into(), durable, FieldTable::default())
-            .await?;
+        channel.queue_declare(name.clone().into(), durable, FieldTable::default()).await?;
         for key in &self.config.bindings {
             channel
                 .queue_bind(
@@ -150,25 +136,11 @@ impl<H: EventHandler> Consumer<H> {
             let mut args = FieldTable::default();
             let ttl = i64::try_from(self.retry_delay(attempt).as_millis()).unwrap_or(i64::MAX);
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
-            args.insert(
-                "x-dead-letter-exchange".into(),
-                AMQPValue::LongString(LongString::from("")),
-            );
-            args.insert(
-                "x-dead-letter-routing-key".into(),
-                AMQPValue::LongString(LongString::from(name.as_str())),
-            );
-            channel
-                .queue_declare(self.retry_queue(attempt).into(), durable, args)
-                .await?;
+            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
+            args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(LongString::from(name.as_str())));
+            channel.queue_declare(self.retry_queue(attempt).into(), durable, args).await?;
         }
-        channel
-            .queue_declare(
-                self.dead_letter_queue().into(),
-                durable,
-                FieldTable::default(),
-            )
-            .await?;
+        channel.queue_declare(self.dead_letter_queue().into(), durable, FieldTable::default()).await?;
         Ok(())
     }
 
@@ -195,9 +167,7 @@ impl<H: EventHandler> Consumer<H> {
     async fn serve(&self, cancel: &CancellationToken) -> Result<(), PlatformError> {
         let channel = self.broker.channel().await?;
         self.declare(&channel).await?;
-        channel
-            .basic_qos(self.config.prefetch, BasicQosOptions::default())
-            .await?;
+        channel.basic_qos(self.config.prefetch, BasicQosOptions::default()).await?;
         let publisher = self.broker.confirm_channel().await?;
         let tag = format!("{}-{}", self.config.name, uuid::Uuid::new_v4());
         let mut deliveries = channel
@@ -210,47 +180,103 @@ impl<H: EventHandler> Consumer<H> {
             .await?;
         tracing::info!(consumer = %self.config.name, "consuming");
         loop {
-            let delivery = tokio::select! {
+            let first = tokio::select! {
                 _ = cancel.cancelled() => break,
                 d = deliveries.next() => d,
             };
-            match delivery {
-                Some(Ok(delivery)) => {
-                    self.process(&publisher, delivery).await?;
-                }
-                Some(Err(e)) => return Err(e.into()),
-                None => {
-                    return Err(PlatformError::Disconnected(format!(
-                        "consumer {} cancelled by the broker",
-                        self.config.name
-                    )));
+            let mut batch = vec![Self::delivered(first, &self.config.name)?];
+            // Whatever else has already arrived is applied in the same transaction, so
+            // that one commit covers many messages when the queue is busy.
+            while batch.len() < usize::from(self.config.prefetch) {
+                match deliveries.next().now_or_never() {
+                    Some(next) => batch.push(Self::delivered(next, &self.config.name)?),
+                    None => break,
                 }
             }
+            self.process_batch(&publisher, batch).await?;
         }
-        let _ = channel
-            .basic_cancel(tag.into(), BasicCancelOptions::default())
-            .await;
+        let _ = channel.basic_cancel(tag.into(), BasicCancelOptions::default()).await;
         // Closing the channel returns prefetched but unprocessed deliveries to the queue.
         let _ = channel.close(200, "shutdown".into()).await;
         let _ = publisher.close(200, "shutdown".into()).await;
         Ok(())
     }
 
+    fn delivered(next: Option<lapin::Result<Delivery>>, name: &str) -> Result<Delivery, PlatformError> {
+        match next {
+            Some(Ok(delivery)) => Ok(delivery),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(PlatformError::Disconnected(format!("consumer {name} cancelled by the broker"))),
+        }
+    }
+
     /// Handles one delivery and settles it (ack, retry or dead letter).
-    pub async fn process(
+    pub async fn process(&self, publisher: &Channel, delivery: Delivery) -> Result<Outcome, PlatformError> {
+        let outcomes = self.process_batch(publisher, vec![delivery]).await?;
+        Ok(outcomes.into_iter().next().unwrap_or(Outcome::Requeued))
+    }
+
+    /// Applies a batch of deliveries in one transaction and settles each: applied or
+    /// duplicate → acknowledged; failed → retry queue or dead letter, then
+    /// acknowledged. When the database itself fails, the whole batch is requeued.
+    ///
+    /// The common case (every handler succeeds) costs one inbox statement for the
+    /// batch plus the handlers' own statements and one commit. When a handler fails,
+    /// the batch is rolled back and applied again with a savepoint per message, so
+    /// that one failing message neither blocks nor undoes the others.
+    pub async fn process_batch(
         &self,
         publisher: &Channel,
-        delivery: Delivery,
-    ) -> Result<Outcome, PlatformError> {
-        let event = match IncomingEvent::from_delivery(&delivery) {
-            Ok(event) => event,
-            Err(reason) => {
-                tracing::warn!(consumer = %self.config.name, %reason, "malformed message");
-                self.dead_letter(publisher, &delivery, &reason).await?;
-                delivery.ack(BasicAckOptions::default()).await?;
-                return Ok(Outcome::DeadLettered);
+        deliveries: Vec<Delivery>,
+    ) -> Result<Vec<Outcome>, PlatformError> {
+        let Some(last) = deliveries.last() else {
+            return Ok(vec![]);
+        };
+        let events: Vec<Result<IncomingEvent, String>> = deliveries.iter().map(IncomingEvent::from_delivery).collect();
+        let settled = match self.apply_all(&events).await {
+            Ok(Some(settled)) => Ok(settled),
+            Ok(None) => self.apply_each(&events).await,
+            Err(e) => Err(e),
+        };
+        let settled = match settled {
+            Ok(settled) => settled,
+            Err(e) => {
+                tracing::warn!(consumer = %self.config.name, error = %e, "database unavailable; requeueing batch");
+                tokio::time::sleep(self.config.retry_backoff).await;
+                last.nack(BasicNackOptions { requeue: true, multiple: true }).await?;
+                return Ok(vec![Outcome::Requeued; deliveries.len()]);
             }
         };
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for (delivery, settle) in deliveries.iter().zip(settled) {
+            let outcome = match settle {
+                Settle::Applied => Outcome::Applied,
+                Settle::Duplicate => Outcome::Duplicate,
+                Settle::DeadLetter(reason) => {
+                    tracing::warn!(consumer = %self.config.name, %reason, "malformed message dead-lettered");
+                    self.dead_letter(publisher, delivery, &reason).await?;
+                    Outcome::DeadLettered
+                }
+                Settle::Failed { error, permanent, attempt } => {
+                    if permanent || attempt >= self.config.max_attempts {
+                        tracing::error!(consumer = %self.config.name, %error, attempt, "event dead-lettered");
+                        self.dead_letter(publisher, delivery, &error).await?;
+                        Outcome::DeadLettered
+                    } else {
+                        tracing::warn!(consumer = %self.config.name, %error, attempt, "event failed; will retry");
+                        self.retry(publisher, delivery, attempt).await?;
+                        Outcome::Retried
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        // Every delivery of the batch is settled: one acknowledgement covers them all.
+        last.ack(BasicAckOptions { multiple: true }).await?;
+        Ok(outcomes)
+    }
+
+    fn span(&self, event: &IncomingEvent) -> tracing::Span {
         let span = tracing::info_span!(
             "event.consume",
             otel.name = %format!("{} process", event.event_type),
@@ -261,71 +287,99 @@ impl<H: EventHandler> Consumer<H> {
             messaging.attempt = event.attempt,
         );
         crate::telemetry::set_parent(&span, crate::telemetry::extract_from_amqp(&event.headers));
-        let outcome = async {
-            match self.apply(&event).await {
-                Ok(true) => Ok(Outcome::Applied),
-                Ok(false) => Ok(Outcome::Duplicate),
-                Err(Applying::Unreachable(e)) => {
-                    tracing::warn!(error = %e, "database unreachable; requeueing");
-                    tokio::time::sleep(self.config.retry_backoff).await;
-                    Ok(Outcome::Requeued)
-                }
-                Err(Applying::Failed(e)) => {
-                    let permanent = matches!(e, HandlerError::Permanent(_));
-                    if permanent || event.attempt >= self.config.max_attempts {
-                        tracing::error!(error = %e, attempt = event.attempt, "event dead-lettered");
-                        self.dead_letter(publisher, &delivery, &e.to_string()).await?;
-                        Ok(Outcome::DeadLettered)
-                    } else {
-                        tracing::warn!(error = %e, attempt = event.attempt, "event failed; will retry");
-                        self.retry(publisher, &delivery, event.attempt).await?;
-                        Ok(Outcome::Retried)
-                    }
-                }
-            }
-        }
-        .instrument(span)
-        .await;
-        match outcome {
-            Ok(Outcome::Requeued) => {
-                delivery
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await?;
-            }
-            Ok(_) => {
-                delivery.ack(BasicAckOptions::default()).await?;
-            }
-            Err(_) => {}
-        }
-        outcome
+        span
     }
 
-    /// Applies the event once: true when applied now, false when it had been before.
-    async fn apply(&self, event: &IncomingEvent) -> Result<bool, Applying> {
-        let mut tx = self.pool.begin().await.map_err(Applying::Unreachable)?;
+    /// The fast path: one transaction, no savepoints. `None` when a handler failed
+    /// (nothing was kept).
+    async fn apply_all(&self, events: &[Result<IncomingEvent, String>]) -> Result<Option<Vec<Settle>>, sqlx::Error> {
+        let ok: Vec<&IncomingEvent> = events.iter().filter_map(|e| e.as_ref().ok()).collect();
+        let ids: Vec<&str> = ok.iter().map(|e| e.id.as_str()).collect();
+        let types: Vec<&str> = ok.iter().map(|e| e.event_type.as_str()).collect();
+        let mut tx = self.pool.begin().await?;
+        let fresh: Vec<String> = sqlx::query_scalar(
+            "INSERT INTO crm_kit.inbox (consumer, message_id, event_type)
+             SELECT $1, m, t FROM unnest($2::text[], $3::text[]) AS u(m, t)
+             ON CONFLICT DO NOTHING RETURNING message_id",
+        )
+        .bind(&self.config.name)
+        .bind(&ids)
+        .bind(&types)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut fresh: std::collections::HashSet<String> = fresh.into_iter().collect();
+        let mut settled = Vec::with_capacity(events.len());
+        for event in events {
+            let event = match event {
+                Ok(event) => event,
+                Err(reason) => {
+                    settled.push(Settle::DeadLetter(reason.clone()));
+                    continue;
+                }
+            };
+            // `remove` also makes a second copy within the batch a duplicate.
+            if !fresh.remove(&event.id) {
+                tracing::debug!(message_id = %event.id, "duplicate delivery skipped");
+                settled.push(Settle::Duplicate);
+                continue;
+            }
+            if self.handler.handle(event, &mut tx).instrument(self.span(event)).await.is_err() {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            settled.push(Settle::Applied);
+        }
+        tx.commit().await?;
+        Ok(Some(settled))
+    }
+
+    /// The careful path: a savepoint per message.
+    async fn apply_each(&self, events: &[Result<IncomingEvent, String>]) -> Result<Vec<Settle>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut settled = Vec::with_capacity(events.len());
+        for event in events {
+            match event {
+                Ok(event) => settled.push(self.apply_one(&mut tx, event).instrument(self.span(event)).await?),
+                Err(reason) => settled.push(Settle::DeadLetter(reason.clone())),
+            }
+        }
+        tx.commit().await?;
+        Ok(settled)
+    }
+
+    /// Applies one event under a savepoint. Errors are the database's own (the batch
+    /// is then requeued); a handler failure is an outcome.
+    async fn apply_one(&self, tx: &mut sqlx::PgConnection, event: &IncomingEvent) -> Result<Settle, sqlx::Error> {
+        use sqlx::Connection;
+        let mut savepoint = tx.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO crm_kit.inbox (consumer, message_id, event_type) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
         )
         .bind(&self.config.name)
         .bind(&event.id)
         .bind(&event.event_type)
-        .execute(&mut *tx)
-        .await
-        .map_err(Applying::Unreachable)?
+        .execute(&mut *savepoint)
+        .await?
         .rows_affected();
         if inserted == 0 {
             tracing::debug!(message_id = %event.id, "duplicate delivery skipped");
-            return Ok(false);
+            savepoint.rollback().await?;
+            return Ok(Settle::Duplicate);
         }
-        self.handler
-            .handle(event, &mut tx)
-            .await
-            .map_err(Applying::Failed)?;
-        tx.commit().await.map_err(Applying::Unreachable)?;
-        Ok(true)
+        match self.handler.handle(event, &mut savepoint).await {
+            Ok(()) => {
+                savepoint.commit().await?;
+                Ok(Settle::Applied)
+            }
+            Err(e) => {
+                savepoint.rollback().await?;
+                Ok(Settle::Failed {
+                    permanent: matches!(e, HandlerError::Permanent(_)),
+                    error: e.to_string(),
+                    attempt: event.attempt,
+                })
+            }
+        }
     }
 
     async fn republish(
@@ -337,56 +391,28 @@ impl<H: EventHandler> Consumer<H> {
     ) -> Result<(), PlatformError> {
         let properties: BasicProperties = delivery.properties.clone().with_headers(headers);
         let confirm = publisher
-            .basic_publish(
-                "".into(),
-                queue.clone().into(),
-                BasicPublishOptions::default(),
-                &delivery.data,
-                properties,
-            )
+            .basic_publish("".into(), queue.clone().into(), BasicPublishOptions::default(), &delivery.data, properties)
             .await?
             .await?;
-        if confirm.is_ack() {
-            Ok(())
-        } else {
-            Err(PlatformError::NotConfirmed(queue))
-        }
+        if confirm.is_ack() { Ok(()) } else { Err(PlatformError::NotConfirmed(queue)) }
     }
 
-    async fn retry(
-        &self,
-        publisher: &Channel,
-        delivery: &Delivery,
-        attempt: u32,
-    ) -> Result<(), PlatformError> {
+    async fn retry(&self, publisher: &Channel, delivery: &Delivery, attempt: u32) -> Result<(), PlatformError> {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(
-            ATTEMPT_HEADER.into(),
-            AMQPValue::LongLongInt(i64::from(attempt + 1)),
-        );
-        self.republish(publisher, delivery, self.retry_queue(attempt), headers)
-            .await
+        headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(i64::from(attempt + 1)));
+        self.republish(publisher, delivery, self.retry_queue(attempt), headers).await
     }
 
-    async fn dead_letter(
-        &self,
-        publisher: &Channel,
-        delivery: &Delivery,
-        reason: &str,
-    ) -> Result<(), PlatformError> {
+    async fn dead_letter(&self, publisher: &Channel, delivery: &Delivery, reason: &str) -> Result<(), PlatformError> {
         let mut headers = delivery.properties.headers().clone().unwrap_or_default();
-        headers.insert(
-            ERROR_HEADER.into(),
-            AMQPValue::LongString(LongString::from(reason)),
-        );
-        self.republish(publisher, delivery, self.dead_letter_queue(), headers)
-            .await
+        headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(LongString::from(reason)));
+        self.republish(publisher, delivery, self.dead_letter_queue(), headers).await
     }
 }
-
-enum Applying {
-    /// The kit's own database work failed: the database is likely unreachable.
-    Unreachable(sqlx::Error),
-    /// The handler failed.
-    Failed(HandlerError),
+/// How one message of a batch is to be settled once the batch has committed.
+enum Settle {
+    Applied,
+    Duplicate,
+    DeadLetter(String),
+    Failed { error: String, permanent: bool, attempt: u32 },
 }

@@ -58,11 +58,7 @@ impl OutgoingEvent {
         if let Some(actor) = &self.actor {
             headers.insert(ACTOR_HEADER.into(), long(actor));
         }
-        crate::telemetry::trace_headers(
-            self.traceparent.as_deref(),
-            self.tracestate.as_deref(),
-            &mut headers,
-        );
+        crate::telemetry::trace_headers(self.traceparent.as_deref(), self.tracestate.as_deref(), &mut headers);
         BasicProperties::default()
             .with_content_type(CONTENT_TYPE.into())
             .with_message_id(self.id.to_string().into())
@@ -124,47 +120,21 @@ impl IncomingEvent {
         let headers = delivery.properties.headers().clone().unwrap_or_default();
         let id = header_str(&headers, "cloudEvents:id")
             .map(str::to_string)
-            .or_else(|| {
-                delivery
-                    .properties
-                    .message_id()
-                    .as_ref()
-                    .map(|m| m.to_string())
-            })
+            .or_else(|| delivery.properties.message_id().as_ref().map(|m| m.to_string()))
             .ok_or("missing cloudEvents:id")?;
-        let event_type = header_str(&headers, "cloudEvents:type")
-            .map(str::to_string)
-            .ok_or("missing cloudEvents:type")?;
-        let source = header_str(&headers, "cloudEvents:source")
-            .unwrap_or_default()
-            .to_string();
-        let subject = header_str(&headers, "cloudEvents:subject")
-            .unwrap_or_default()
-            .to_string();
-        let time = header_str(&headers, "cloudEvents:time")
-            .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
+        let event_type =
+            header_str(&headers, "cloudEvents:type").map(str::to_string).ok_or("missing cloudEvents:type")?;
+        let source = header_str(&headers, "cloudEvents:source").unwrap_or_default().to_string();
+        let subject = header_str(&headers, "cloudEvents:subject").unwrap_or_default().to_string();
+        let time = header_str(&headers, "cloudEvents:time").and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok());
         let actor = header_str(&headers, ACTOR_HEADER).map(str::to_string);
         let attempt = header_u32(&headers, ATTEMPT_HEADER).unwrap_or(1).max(1);
-        Ok(Self {
-            id,
-            event_type,
-            source,
-            subject,
-            time,
-            actor,
-            attempt,
-            payload: delivery.data.clone(),
-            headers,
-        })
+        Ok(Self { id, event_type, source, subject, time, actor, attempt, payload: delivery.data.clone(), headers })
     }
 
     /// Decodes the payload as `M`; a payload that does not decode is permanent failure.
     pub fn decode<M: prost::Message + Default>(&self) -> Result<M, super::HandlerError> {
-        M::decode(self.payload.as_slice()).map_err(|e| {
-            super::HandlerError::Permanent(format!(
-                "payload of {} does not decode: {e}",
-                self.event_type
-            ))
-        })
+        M::decode(self.payload.as_slice())
+            .map_err(|e| super::HandlerError::Permanent(format!("payload of {} does not decode: {e}", self.event_type)))
     }
 }

@@ -15,15 +15,7 @@ pub async fn enqueue<M: prost::Name>(
     message: &M,
     actor: Option<&str>,
 ) -> Result<Uuid, sqlx::Error> {
-    enqueue_raw(
-        tx,
-        source,
-        &M::full_name(),
-        subject,
-        &message.encode_to_vec(),
-        actor,
-    )
-    .await
+    enqueue_raw(tx, source, &M::full_name(), subject, &message.encode_to_vec(), actor).await
 }
 
 /// [`enqueue`] for an already encoded payload.

@@ -47,27 +47,12 @@ pub struct OutboxRelay {
 impl OutboxRelay {
     /// A relay for the outbox in `pool`'s database. `connect` opens the relay's own
     /// connection that holds the leader lock.
-    pub fn new(
-        pool: PgPool,
-        connect: PgConnectOptions,
-        broker: Broker,
-        batch_size: i64,
-        poll: Duration,
-    ) -> Self {
-        Self {
-            pool,
-            connect,
-            broker,
-            batch_size,
-            poll,
-        }
+    pub fn new(pool: PgPool, connect: PgConnectOptions, broker: Broker, batch_size: i64, poll: Duration) -> Self {
+        Self { pool, connect, broker, batch_size, poll }
     }
 
     /// Oldest unpublished rows, at most one batch.
-    pub async fn fetch_pending(
-        &self,
-        conn: &mut PgConnection,
-    ) -> Result<Vec<PendingEvent>, PlatformError> {
+    pub async fn fetch_pending(&self, conn: &mut PgConnection) -> Result<Vec<PendingEvent>, PlatformError> {
         let rows = sqlx::query(
             "SELECT seq, event_id, event_type, source, subject, payload, traceparent, tracestate, actor, occurred_at
              FROM crm_kit.outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
@@ -98,11 +83,7 @@ impl OutboxRelay {
 
     /// Publishes `events` in order on a confirm-mode channel and returns the sequence
     /// numbers the broker confirmed: a prefix of `events`, cut at the first nack.
-    pub async fn publish(
-        &self,
-        channel: &Channel,
-        events: &[PendingEvent],
-    ) -> Result<Vec<i64>, PlatformError> {
+    pub async fn publish(&self, channel: &Channel, events: &[PendingEvent]) -> Result<Vec<i64>, PlatformError> {
         let mut confirms = Vec::with_capacity(events.len());
         for pending in events {
             let e = &pending.event;
@@ -130,11 +111,7 @@ impl OutboxRelay {
     }
 
     /// Marks rows as published.
-    pub async fn mark_published(
-        &self,
-        conn: &mut PgConnection,
-        seqs: &[i64],
-    ) -> Result<(), PlatformError> {
+    pub async fn mark_published(&self, conn: &mut PgConnection, seqs: &[i64]) -> Result<(), PlatformError> {
         if seqs.is_empty() {
             return Ok(());
         }
@@ -147,11 +124,7 @@ impl OutboxRelay {
 
     /// One round: fetch a batch, publish it, mark what was confirmed. Returns how many
     /// rows were published.
-    pub async fn publish_batch(
-        &self,
-        conn: &mut PgConnection,
-        channel: &Channel,
-    ) -> Result<usize, PlatformError> {
+    pub async fn publish_batch(&self, conn: &mut PgConnection, channel: &Channel) -> Result<usize, PlatformError> {
         let pending = self.fetch_pending(conn).await?;
         if pending.is_empty() {
             return Ok(0);
@@ -159,25 +132,18 @@ impl OutboxRelay {
         let confirmed = self.publish(channel, &pending).await?;
         self.mark_published(conn, &confirmed).await?;
         if confirmed.len() < pending.len() {
-            return Err(PlatformError::NotConfirmed(
-                pending[confirmed.len()].event.id.to_string(),
-            ));
+            return Err(PlatformError::NotConfirmed(pending[confirmed.len()].event.id.to_string()));
         }
         Ok(confirmed.len())
     }
 
     /// Opens the relay's own connection and waits until it holds the leader lock.
     /// Returns `None` when cancelled first.
-    async fn become_leader(
-        &self,
-        cancel: &CancellationToken,
-    ) -> Result<Option<PgConnection>, PlatformError> {
+    async fn become_leader(&self, cancel: &CancellationToken) -> Result<Option<PgConnection>, PlatformError> {
         let mut conn = PgConnection::connect_with(&self.connect).await?;
         loop {
-            let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-                .bind(LEADER_LOCK)
-                .fetch_one(&mut conn)
-                .await?;
+            let locked: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(LEADER_LOCK).fetch_one(&mut conn).await?;
             if locked {
                 tracing::info!("outbox relay is the leader");
                 return Ok(Some(conn));

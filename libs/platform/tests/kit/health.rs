@@ -9,30 +9,19 @@ use crate::support::{Kit, TEST_MIGRATOR};
 #[tokio::test]
 async fn health_turns_not_serving_while_the_database_is_unreachable_and_back_when_it_returns() {
     let kit = Kit::new().await;
-    let runtime = ServiceRuntime::build("kit-test", kit.settings.clone(), &TEST_MIGRATOR)
-        .await
-        .unwrap();
+    let runtime = ServiceRuntime::build("kit-test", kit.settings.clone(), &TEST_MIGRATOR).await.unwrap();
     let endpoint = format!("http://127.0.0.1:{}", runtime.port());
     let routes = runtime.base_routes();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        runtime.run(routes, vec!["kit.test.v1.Nothing"], vec![], async {
-            let _ = stop_rx.await;
-        }),
-    );
+    let server = tokio::spawn(runtime.run(routes, vec!["kit.test.v1.Nothing"], vec![], async {
+        let _ = stop_rx.await;
+    }));
     let serving = |service: &'static str| {
         let endpoint = endpoint.clone();
-        async move {
-            check(&endpoint, service, Duration::from_secs(1))
-                .await
-                .unwrap_or(false)
-        }
+        async move { check(&endpoint, service, Duration::from_secs(1)).await.unwrap_or(false) }
     };
 
-    assert!(
-        eventually(Duration::from_secs(10), || serving("")).await,
-        "serving at start"
-    );
+    assert!(eventually(Duration::from_secs(10), || serving("")).await, "serving at start");
     assert!(serving("kit.test.v1.Nothing").await);
 
     kit.env.cut_database().await;
@@ -42,10 +31,7 @@ async fn health_turns_not_serving_while_the_database_is_unreachable_and_back_whe
     );
 
     kit.env.restore_database().await;
-    assert!(
-        eventually(Duration::from_secs(10), || serving("")).await,
-        "serving again"
-    );
+    assert!(eventually(Duration::from_secs(10), || serving("")).await, "serving again");
 
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
@@ -54,9 +40,7 @@ async fn health_turns_not_serving_while_the_database_is_unreachable_and_back_whe
 #[tokio::test]
 async fn health_is_not_serving_while_the_broker_is_unreachable() {
     let kit = Kit::with(&[("messaging.url", "amqp://guest:guest@127.0.0.1:1/%2f")]).await;
-    let runtime = ServiceRuntime::build("kit-test", kit.settings.clone(), &TEST_MIGRATOR)
-        .await
-        .unwrap();
+    let runtime = ServiceRuntime::build("kit-test", kit.settings.clone(), &TEST_MIGRATOR).await.unwrap();
     let endpoint = format!("http://127.0.0.1:{}", runtime.port());
     let routes = runtime.base_routes();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -66,11 +50,7 @@ async fn health_is_not_serving_while_the_broker_is_unreachable() {
     // Give the monitor a few rounds; it must never report SERVING.
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            !check(&endpoint, "", Duration::from_secs(1))
-                .await
-                .unwrap_or(false)
-        );
+        assert!(!check(&endpoint, "", Duration::from_secs(1)).await.unwrap_or(false));
     }
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();

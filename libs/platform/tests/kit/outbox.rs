@@ -14,17 +14,12 @@ async fn a_committed_change_publishes_its_event_with_cloudevents_headers() {
     let (probe, queue) = kit.probe().await;
     kit.record_movement("acct-1", 500, true).await;
 
-    let mut conn = sqlx::PgConnection::connect_with(
-        &crm_platform::db::connect_options(&kit.settings.database).unwrap(),
-    )
-    .await
-    .unwrap();
+    let mut conn =
+        sqlx::PgConnection::connect_with(&crm_platform::db::connect_options(&kit.settings.database).unwrap())
+            .await
+            .unwrap();
     let channel = kit.broker.confirm_channel().await.unwrap();
-    let published = kit
-        .relay()
-        .publish_batch(&mut conn, &channel)
-        .await
-        .unwrap();
+    let published = kit.relay().publish_batch(&mut conn, &channel).await.unwrap();
     assert_eq!(published, 1);
 
     let messages = drain(&probe, &queue).await;
@@ -32,27 +27,17 @@ async fn a_committed_change_publishes_its_event_with_cloudevents_headers() {
     let m = &messages[0].delivery;
     let headers = m.properties.headers().clone().unwrap();
     assert_eq!(header_str(&headers, "cloudEvents:specversion"), Some("1.0"));
-    assert_eq!(
-        header_str(&headers, "cloudEvents:type"),
-        Some("crm.common.v1.Money")
-    );
-    assert_eq!(
-        header_str(&headers, "cloudEvents:source"),
-        Some("crm/kit-test")
-    );
+    assert_eq!(header_str(&headers, "cloudEvents:type"), Some("crm.common.v1.Money"));
+    assert_eq!(header_str(&headers, "cloudEvents:source"), Some("crm/kit-test"));
     assert_eq!(header_str(&headers, "cloudEvents:subject"), Some("acct-1"));
     assert!(header_str(&headers, "cloudEvents:time").is_some());
-    assert_eq!(
-        m.properties.content_type().as_ref().map(|c| c.as_str()),
-        Some("application/protobuf")
-    );
+    assert_eq!(m.properties.content_type().as_ref().map(|c| c.as_str()), Some("application/protobuf"));
     assert_eq!(m.routing_key.as_str(), "crm.common.v1.Money");
 
-    let pending: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM crm_kit.outbox WHERE published_at IS NULL")
-            .fetch_one(&kit.pool)
-            .await
-            .unwrap();
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM crm_kit.outbox WHERE published_at IS NULL")
+        .fetch_one(&kit.pool)
+        .await
+        .unwrap();
     assert_eq!(pending, 0, "published rows are marked");
 }
 
@@ -62,24 +47,14 @@ async fn a_rolled_back_change_publishes_nothing() {
     let (probe, queue) = kit.probe().await;
     kit.record_movement("acct-1", 500, false).await;
 
-    let mut conn = sqlx::PgConnection::connect_with(
-        &crm_platform::db::connect_options(&kit.settings.database).unwrap(),
-    )
-    .await
-    .unwrap();
-    let channel = kit.broker.confirm_channel().await.unwrap();
-    assert_eq!(
-        kit.relay()
-            .publish_batch(&mut conn, &channel)
+    let mut conn =
+        sqlx::PgConnection::connect_with(&crm_platform::db::connect_options(&kit.settings.database).unwrap())
             .await
-            .unwrap(),
-        0
-    );
+            .unwrap();
+    let channel = kit.broker.confirm_channel().await.unwrap();
+    assert_eq!(kit.relay().publish_batch(&mut conn, &channel).await.unwrap(), 0);
     assert!(drain(&probe, &queue).await.is_empty());
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM crm_kit.outbox")
-        .fetch_one(&kit.pool)
-        .await
-        .unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM crm_kit.outbox").fetch_one(&kit.pool).await.unwrap();
     assert_eq!(rows, 0);
 }
 
@@ -96,8 +71,7 @@ async fn events_of_one_subject_are_published_in_commit_order() {
         .await
         .iter()
         .map(|m| {
-            let money: crm_proto::crm::common::v1::Money =
-                prost::Message::decode(m.delivery.data.as_slice()).unwrap();
+            let money: crm_proto::crm::common::v1::Money = prost::Message::decode(m.delivery.data.as_slice()).unwrap();
             money.amount_minor
         })
         .collect();
@@ -110,12 +84,8 @@ async fn events_of_one_subject_are_published_in_commit_order() {
 async fn a_relay_killed_between_publish_and_mark_publishes_again_and_the_consumer_applies_once() {
     let kit = Kit::new().await;
     let (probe, queue) = kit.probe().await;
-    let consumer = Consumer::new(
-        kit.pool.clone(),
-        kit.broker.clone(),
-        kit.consumer_config(3),
-        LedgerHandler::default(),
-    );
+    let consumer =
+        Consumer::new(kit.pool.clone(), kit.broker.clone(), kit.consumer_config(3), LedgerHandler::default());
     let declare = kit.broker.channel().await.unwrap();
     consumer.declare(&declare).await.unwrap();
     kit.record_movement("acct-9", 900, true).await;
@@ -123,11 +93,10 @@ async fn a_relay_killed_between_publish_and_mark_publishes_again_and_the_consume
     // The first relay publishes and is confirmed, then dies before marking the row.
     {
         let relay = kit.relay();
-        let mut conn = sqlx::PgConnection::connect_with(
-            &crm_platform::db::connect_options(&kit.settings.database).unwrap(),
-        )
-        .await
-        .unwrap();
+        let mut conn =
+            sqlx::PgConnection::connect_with(&crm_platform::db::connect_options(&kit.settings.database).unwrap())
+                .await
+                .unwrap();
         let channel = kit.broker.confirm_channel().await.unwrap();
         let pending = relay.fetch_pending(&mut conn).await.unwrap();
         let confirmed = relay.publish(&channel, &pending).await.unwrap();
@@ -139,19 +108,13 @@ async fn a_relay_killed_between_publish_and_mark_publishes_again_and_the_consume
     let cancel = CancellationToken::new();
     let relay = tokio::spawn(kit.relay().run(cancel.clone()));
     let consuming = tokio::spawn(consumer.run(cancel.clone()));
-    assert_eq!(
-        collect(&probe, &queue, 2).await.len(),
-        2,
-        "the event was published twice"
-    );
+    assert_eq!(collect(&probe, &queue, 2).await.len(), 2, "the event was published twice");
     assert!(
         eventually(Duration::from_secs(10), || async {
-            let unpublished: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM crm_kit.outbox WHERE published_at IS NULL",
-            )
-            .fetch_one(&kit.pool)
-            .await
-            .unwrap();
+            let unpublished: i64 = sqlx::query_scalar("SELECT count(*) FROM crm_kit.outbox WHERE published_at IS NULL")
+                .fetch_one(&kit.pool)
+                .await
+                .unwrap();
             unpublished == 0
         })
         .await
@@ -159,10 +122,8 @@ async fn a_relay_killed_between_publish_and_mark_publishes_again_and_the_consume
     // Both copies reach the consumer's queue; the inbox lets exactly one apply.
     assert!(
         eventually(Duration::from_secs(10), || async {
-            let handled: i64 = sqlx::query_scalar("SELECT count(*) FROM crm_kit.inbox")
-                .fetch_one(&kit.pool)
-                .await
-                .unwrap();
+            let handled: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM crm_kit.inbox").fetch_one(&kit.pool).await.unwrap();
             handled == 1
         })
         .await
@@ -173,8 +134,5 @@ async fn a_relay_killed_between_publish_and_mark_publishes_again_and_the_consume
     consuming.await.unwrap();
     assert_eq!(kit.applied_count().await, 1);
     let remaining = drain(&declare, &kit.consumer_config(3).name).await;
-    assert!(
-        remaining.is_empty(),
-        "both copies were consumed and acknowledged"
-    );
+    assert!(remaining.is_empty(), "both copies were consumed and acknowledged");
 }

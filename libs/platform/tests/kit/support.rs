@@ -3,9 +3,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use crm_platform::config::PlatformSettings;
-use crm_platform::messaging::{
-    Broker, ConsumerConfig, EventHandler, HandlerError, IncomingEvent, OutboxRelay,
-};
+use crm_platform::messaging::{Broker, ConsumerConfig, EventHandler, HandlerError, IncomingEvent, OutboxRelay};
 use crm_platform::testing::TestEnv;
 use crm_proto::crm::common::v1::Money;
 use lapin::Channel;
@@ -33,19 +31,10 @@ impl Kit {
     pub async fn with(extra: &[(&str, &str)]) -> Self {
         let env = TestEnv::new("kit-test").await;
         let settings = env.platform_settings(extra);
-        let pool = crm_platform::db::connect(&settings.database)
-            .await
-            .expect("connect");
-        crm_platform::db::migrate(&pool, &TEST_MIGRATOR)
-            .await
-            .expect("migrate");
+        let pool = crm_platform::db::connect(&settings.database).await.expect("connect");
+        crm_platform::db::migrate(&pool, &TEST_MIGRATOR).await.expect("migrate");
         let broker = Broker::new(&settings.messaging, "kit-test");
-        Self {
-            env,
-            settings,
-            pool,
-            broker,
-        }
+        Self { env, settings, pool, broker }
     }
 
     pub fn relay(&self) -> OutboxRelay {
@@ -65,10 +54,7 @@ impl Kit {
         channel
             .queue_declare(
                 name.clone().into(),
-                QueueDeclareOptions {
-                    auto_delete: true,
-                    ..Default::default()
-                },
+                QueueDeclareOptions { auto_delete: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await
@@ -96,13 +82,8 @@ impl Kit {
             .execute(&mut *tx)
             .await
             .expect("ledger");
-        let event = Money {
-            amount_minor: amount,
-            currency_code: "CNY".into(),
-        };
-        crm_platform::messaging::enqueue(&mut tx, "crm/kit-test", account, &event, Some("u-1"))
-            .await
-            .expect("enqueue");
+        let event = Money { amount_minor: amount, currency_code: "CNY".into() };
+        crm_platform::messaging::enqueue(&mut tx, "crm/kit-test", account, &event, Some("u-1")).await.expect("enqueue");
         if commit {
             tx.commit().await.expect("commit");
         } else {
@@ -111,10 +92,7 @@ impl Kit {
     }
 
     pub async fn applied_count(&self) -> i64 {
-        sqlx::query_scalar("SELECT count(*) FROM applied_events")
-            .fetch_one(&self.pool)
-            .await
-            .expect("count")
+        sqlx::query_scalar("SELECT count(*) FROM applied_events").fetch_one(&self.pool).await.expect("count")
     }
 
     pub fn consumer_config(&self, max_attempts: u32) -> ConsumerConfig {
@@ -131,11 +109,7 @@ impl Kit {
 /// Drains a queue, returning the messages it held.
 pub async fn drain(channel: &Channel, queue: &str) -> Vec<lapin::message::BasicGetMessage> {
     let mut out = Vec::new();
-    while let Some(m) = channel
-        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-        .await
-        .expect("basic_get")
-    {
+    while let Some(m) = channel.basic_get(queue.into(), BasicGetOptions { no_ack: true }).await.expect("basic_get") {
         out.push(m);
     }
     out
@@ -149,36 +123,24 @@ pub struct LedgerHandler {
 }
 
 impl EventHandler for LedgerHandler {
-    async fn handle(
-        &self,
-        event: &IncomingEvent,
-        tx: &mut sqlx::PgConnection,
-    ) -> Result<(), HandlerError> {
+    async fn handle(&self, event: &IncomingEvent, tx: &mut sqlx::PgConnection) -> Result<(), HandlerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let money: Money = event.decode()?;
         if money.amount_minor < 0 {
-            return Err(HandlerError::Transient(
-                "negative amounts are refused by this test handler".into(),
-            ));
+            return Err(HandlerError::Transient("negative amounts are refused by this test handler".into()));
         }
-        sqlx::query(
-            "INSERT INTO applied_events (message_id, subject, amount_minor) VALUES ($1, $2, $3)",
-        )
-        .bind(&event.id)
-        .bind(&event.subject)
-        .bind(money.amount_minor)
-        .execute(tx)
-        .await?;
+        sqlx::query("INSERT INTO applied_events (message_id, subject, amount_minor) VALUES ($1, $2, $3)")
+            .bind(&event.id)
+            .bind(&event.subject)
+            .bind(money.amount_minor)
+            .execute(tx)
+            .await?;
         Ok(())
     }
 }
 
 /// Collects messages from a queue until `n` have arrived or 10 s pass.
-pub async fn collect(
-    channel: &Channel,
-    queue: &str,
-    n: usize,
-) -> Vec<lapin::message::BasicGetMessage> {
+pub async fn collect(channel: &Channel, queue: &str, n: usize) -> Vec<lapin::message::BasicGetMessage> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut out = Vec::new();
     while out.len() < n && tokio::time::Instant::now() < deadline {

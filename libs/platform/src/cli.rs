@@ -1,0 +1,87 @@
+//! The command line every service binary shares:
+//!
+//! - `<service>` serves until SIGTERM/SIGINT;
+//! - `<service> migrate` applies the database migrations and exits (deployment hooks);
+//! - `<service> healthcheck` exits 0 when the local server reports SERVING (container
+//!   health checks, where no grpcurl is installed).
+
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+
+use crate::config::{ConfigError, PlatformSettings};
+
+/// What a service tells the shared command line about itself.
+pub trait Service {
+    /// Service name, e.g. `customer-profile`.
+    const NAME: &'static str;
+    /// Build version, from `CARGO_PKG_VERSION`.
+    const VERSION: &'static str;
+    /// The service's full settings.
+    type Settings: Send + 'static;
+    /// Loads and validates the settings.
+    fn load() -> Result<Self::Settings, ConfigError>;
+    /// The shared sections of the settings.
+    fn platform(settings: &Self::Settings) -> PlatformSettings;
+    /// The service's migrations.
+    fn migrator() -> &'static Migrator;
+    /// Builds the application and serves until `stop` resolves.
+    fn serve(
+        settings: Self::Settings,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send;
+}
+
+/// Runs the command given on the command line.
+pub async fn main<S: Service>() -> ExitCode {
+    let command = std::env::args().nth(1).unwrap_or_default();
+    let settings = match S::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{}: {e}", S::NAME);
+            return ExitCode::from(2);
+        }
+    };
+    let platform = S::platform(&settings);
+    match command.as_str() {
+        "healthcheck" => {
+            let endpoint = format!("http://127.0.0.1:{}", platform.grpc.port);
+            match crate::grpc::health::check(&endpoint, "", Duration::from_secs(3)).await {
+                Ok(true) => ExitCode::SUCCESS,
+                _ => ExitCode::FAILURE,
+            }
+        }
+        "migrate" | "" | "serve" => {
+            let telemetry = match crate::telemetry::init(S::NAME, S::VERSION, &platform.telemetry) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{}: {e}", S::NAME);
+                    return ExitCode::from(2);
+                }
+            };
+            let result = if command == "migrate" {
+                crate::runtime::migrate_only(&platform, S::migrator())
+                    .await
+                    .map(|()| tracing::info!(service = S::NAME, "migrations applied"))
+                    .map_err(Into::into)
+            } else {
+                S::serve(settings, crate::shutdown::signal()).await
+            };
+            let code = match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(service = S::NAME, error = %e, "service failed");
+                    ExitCode::FAILURE
+                }
+            };
+            telemetry.shutdown();
+            code
+        }
+        other => {
+            eprintln!("{}: unknown command `{other}`; expected nothing (serve), `migrate` or `healthcheck`", S::NAME);
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The service's errors and their gRPC codes.
+
+use crm_platform::{ErrorCode, FieldViolations, ServiceError};
+
+/// Everything that can go wrong in customer-profile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request or record is unusable.
+    #[error("{0}")]
+    Invalid(FieldViolations),
+    /// No such customer, source record or suspect pair.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request conflicts with the current state (e.g. a suspect pair already resolved).
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A concurrent change won; retry.
+    #[error("concurrent change, retry: {0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Stored data does not decode (a bug or a manual edit).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+impl ServiceError for Error {
+    fn code(&self) -> ErrorCode {
+        match self {
+            Error::Invalid(_) => ErrorCode::InvalidArgument,
+            Error::NotFound(_) => ErrorCode::NotFound,
+            Error::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
+            Error::Conflict(_) => ErrorCode::Aborted,
+            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+                ErrorCode::Unavailable
+            }
+            Error::Database(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40001") || e.code().as_deref() == Some("40P01") => {
+                ErrorCode::Aborted
+            }
+            Error::Database(_) | Error::Corrupt(_) => ErrorCode::Internal,
+        }
+    }
+
+    fn field_violations(&self) -> Option<&FieldViolations> {
+        match self {
+            Error::Invalid(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        crm_platform::to_status(&e)
+    }
+}
+
+/// Shorthand.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

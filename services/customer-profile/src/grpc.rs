@@ -1,0 +1,376 @@
+//! `crm.customer.v1.CustomerService`: proto ↔ domain, nothing else.
+
+use std::sync::Arc;
+
+use crm_platform::FieldViolations;
+use crm_proto::crm::common::v1 as common;
+use crm_proto::crm::customer::v1 as pb;
+use futures::StreamExt;
+use prost_types::Timestamp;
+use serde_json::Value;
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::domain::{self, Date, Gender, IdType, PartyKind, TrustTable, ValidatedRecord, mask_id_number, mask_phone};
+use crate::error::Error;
+use crate::store::{self, StoredCustomer};
+
+/// Default and maximum page sizes of list RPCs.
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 500;
+
+/// The gRPC service.
+#[derive(Debug, Clone)]
+pub struct CustomerApi {
+    pool: PgPool,
+    trust: Arc<TrustTable>,
+}
+
+impl CustomerApi {
+    /// A service over the database in `pool` with the configured source trust.
+    pub fn new(pool: PgPool, trust: TrustTable) -> Self {
+        Self { pool, trust: Arc::new(trust) }
+    }
+}
+
+fn id_type_from_pb(v: i32) -> Option<IdType> {
+    use pb::IdType as P;
+    Some(match P::try_from(v).ok()? {
+        P::Unspecified => return None,
+        P::ResidentId => IdType::ResidentId,
+        P::Passport => IdType::Passport,
+        P::HkMacaoPermit => IdType::HkMacaoPermit,
+        P::TaiwanPermit => IdType::TaiwanPermit,
+        P::ForeignPermanentResidentId => IdType::ForeignPermanentResidentId,
+        P::MilitaryId => IdType::MilitaryId,
+        P::UnifiedSocialCreditCode => IdType::UnifiedSocialCreditCode,
+        P::OrganizationCode => IdType::OrganizationCode,
+        P::BusinessLicense => IdType::BusinessLicense,
+        P::Other => IdType::Other,
+    })
+}
+
+fn id_type_to_pb(code: &str) -> pb::IdType {
+    use pb::IdType as P;
+    match IdType::from_code(code) {
+        Some(IdType::ResidentId) => P::ResidentId,
+        Some(IdType::Passport) => P::Passport,
+        Some(IdType::HkMacaoPermit) => P::HkMacaoPermit,
+        Some(IdType::TaiwanPermit) => P::TaiwanPermit,
+        Some(IdType::ForeignPermanentResidentId) => P::ForeignPermanentResidentId,
+        Some(IdType::MilitaryId) => P::MilitaryId,
+        Some(IdType::UnifiedSocialCreditCode) => P::UnifiedSocialCreditCode,
+        Some(IdType::OrganizationCode) => P::OrganizationCode,
+        Some(IdType::BusinessLicense) => P::BusinessLicense,
+        Some(IdType::Other) => P::Other,
+        None => P::Unspecified,
+    }
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+/// Converts a proto record into a validated domain record, or every problem with it.
+pub fn validate_record(record: Option<pb::SourceRecord>, today: Date) -> Result<ValidatedRecord, FieldViolations> {
+    let mut v = FieldViolations::new();
+    let Some(r) = record else {
+        v.add("record", "is required");
+        return Err(v);
+    };
+    let key = r.key.unwrap_or_default();
+    let party_kind = match pb::PartyKind::try_from(r.party_kind) {
+        Ok(pb::PartyKind::Personal) => Some(PartyKind::Personal),
+        Ok(pb::PartyKind::Corporate) => Some(PartyKind::Corporate),
+        _ => {
+            v.add("record.party_kind", "must be PERSONAL or CORPORATE");
+            None
+        }
+    };
+    let id_type = id_type_from_pb(r.id_type);
+    if id_type.is_none() {
+        v.add("record.id_type", "must be a known ID type");
+    }
+    let birth_date = match r.birth_date {
+        Some(d) => match (u8::try_from(d.month), u8::try_from(d.day)) {
+            (Ok(m), Ok(day)) => match Date::new(d.year, m, day) {
+                Some(date) => Some(date),
+                None => {
+                    v.add("record.birth_date", "is not a calendar date");
+                    None
+                }
+            },
+            _ => {
+                v.add("record.birth_date", "is not a calendar date");
+                None
+            }
+        },
+        None => None,
+    };
+    let gender = match pb::Gender::try_from(r.gender) {
+        Ok(pb::Gender::Male) => Some(Gender::Male),
+        Ok(pb::Gender::Female) => Some(Gender::Female),
+        Ok(pb::Gender::Unknown) => Some(Gender::Unknown),
+        _ => None,
+    };
+    let (Some(party_kind), Some(id_type)) = (party_kind, id_type) else {
+        return Err(v);
+    };
+    let record = domain::SourceRecord {
+        source_system: key.source_system.trim().to_string(),
+        source_customer_id: key.source_customer_id.trim().to_string(),
+        source_version: r.source_version,
+        party_kind,
+        id_type,
+        id_number: r.id_number,
+        name: r.name,
+        gender,
+        birth_date,
+        nationality: non_empty(&r.nationality),
+        mobile_phone: non_empty(&r.mobile_phone),
+        email: non_empty(&r.email),
+        address: non_empty(&r.address),
+        occupation: non_empty(&r.occupation),
+    };
+    match domain::validate(record, today) {
+        Ok(validated) if v.is_empty() => Ok(validated),
+        Ok(_) => Err(v),
+        Err(violations) => {
+            for violation in violations {
+                let field = match violation.field {
+                    "source_system" => "record.key.source_system".to_string(),
+                    "source_customer_id" => "record.key.source_customer_id".to_string(),
+                    other => format!("record.{other}"),
+                };
+                v.add(field, violation.reason);
+            }
+            Err(v)
+        }
+    }
+}
+
+/// Today's date, for birth-date checks.
+pub fn today() -> Date {
+    let now = OffsetDateTime::now_utc().date();
+    Date::new(now.year(), u8::from(now.month()), now.day()).unwrap_or(Date { year: 2000, month: 1, day: 1 })
+}
+
+fn timestamp(t: OffsetDateTime) -> Timestamp {
+    Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }
+}
+
+fn micros_timestamp(micros: i64) -> Timestamp {
+    Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1000) as i32 }
+}
+
+fn customer_to_pb(c: StoredCustomer) -> pb::Customer {
+    let get = |k: &str| c.golden.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let birth_date = c.golden.get("birth_date").and_then(Value::as_str).and_then(Date::parse_iso).map(|d| common::Date {
+        year: d.year,
+        month: i32::from(d.month),
+        day: i32::from(d.day),
+    });
+    let gender = match Gender::from_code(&get("gender")) {
+        Some(Gender::Male) => pb::Gender::Male,
+        Some(Gender::Female) => pb::Gender::Female,
+        Some(Gender::Unknown) => pb::Gender::Unknown,
+        None => pb::Gender::Unspecified,
+    };
+    let lineage = c
+        .lineage
+        .iter()
+        .map(|(attribute, l)| pb::AttributeLineage {
+            attribute: attribute.clone(),
+            source: Some(pb::SourceKey {
+                source_system: l.get("source_system").and_then(Value::as_str).unwrap_or_default().into(),
+                source_customer_id: l.get("source_customer_id").and_then(Value::as_str).unwrap_or_default().into(),
+            }),
+            trust: l.get("trust").and_then(Value::as_i64).unwrap_or_default() as i32,
+            update_time: l.get("updated_at").and_then(Value::as_i64).map(micros_timestamp),
+        })
+        .collect();
+    let phone = get("mobile_phone");
+    pb::Customer {
+        customer_number: c.customer_number.clone(),
+        party_kind: if c.party_kind == "CORPORATE" { pb::PartyKind::Corporate } else { pb::PartyKind::Personal } as i32,
+        name: get("name"),
+        id_type: id_type_to_pb(&get("id_type")) as i32,
+        id_number: mask_id_number(&get("id_number")),
+        gender: gender as i32,
+        birth_date,
+        nationality: get("nationality"),
+        mobile_phone: if phone.is_empty() { phone } else { mask_phone(&phone) },
+        email: get("email"),
+        address: get("address"),
+        occupation: get("occupation"),
+        lineage,
+        source_keys: c
+            .sources
+            .into_iter()
+            .map(|(source_system, source_customer_id)| pb::SourceKey { source_system, source_customer_id })
+            .collect(),
+        quality_flags: c.quality_flags,
+        create_time: Some(timestamp(c.created_at)),
+        update_time: Some(timestamp(c.updated_at)),
+    }
+}
+
+fn actor<T>(request: &Request<T>) -> Option<String> {
+    request.metadata().get("x-crm-actor").and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn upsert_response(r: store::UpsertResult) -> pb::UpsertSourceRecordResponse {
+    pb::UpsertSourceRecordResponse {
+        customer_number: r.customer_number,
+        outcome: r.outcome as i32,
+        quality_flags: r.quality_flags,
+        absorbed_customer_numbers: r.absorbed,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::customer_service_server::CustomerService for CustomerApi {
+    async fn upsert_source_record(
+        &self,
+        request: Request<pb::UpsertSourceRecordRequest>,
+    ) -> Result<Response<pb::UpsertSourceRecordResponse>, Status> {
+        let actor = actor(&request);
+        let validated = validate_record(request.into_inner().record, today()).map_err(Error::Invalid)?;
+        let result = store::upsert_source_record(&self.pool, &self.trust, &validated, actor.as_deref()).await?;
+        tracing::info!(customer_number = %result.customer_number, outcome = ?result.outcome, "source record upserted");
+        Ok(Response::new(upsert_response(result)))
+    }
+
+    async fn import_source_records(
+        &self,
+        request: Request<Streaming<pb::ImportSourceRecordsRequest>>,
+    ) -> Result<Response<pb::ImportSourceRecordsResponse>, Status> {
+        let actor = actor(&request);
+        let mut stream = request.into_inner();
+        let today = today();
+        let mut response = pb::ImportSourceRecordsResponse::default();
+        let mut index = 0i64;
+        while let Some(message) = stream.next().await {
+            let message = message?;
+            let key = message.record.as_ref().and_then(|r| r.key.clone());
+            let outcome = match validate_record(message.record, today) {
+                Err(violations) => {
+                    response.rejected_count += 1;
+                    pb::ImportOutcome {
+                        index,
+                        key,
+                        outcome: pb::UpsertOutcome::Rejected as i32,
+                        violations: violations
+                            .iter()
+                            .map(|(field, description)| common::FieldViolation { field: field.into(), description: description.into() })
+                            .collect(),
+                        ..Default::default()
+                    }
+                }
+                Ok(validated) => {
+                    let r = store::upsert_source_record(&self.pool, &self.trust, &validated, actor.as_deref()).await?;
+                    response.accepted_count += 1;
+                    pb::ImportOutcome {
+                        index,
+                        key,
+                        outcome: r.outcome as i32,
+                        customer_number: r.customer_number,
+                        quality_flags: r.quality_flags,
+                        violations: vec![],
+                    }
+                }
+            };
+            response.outcomes.push(outcome);
+            index += 1;
+        }
+        tracing::info!(accepted = response.accepted_count, rejected = response.rejected_count, "import finished");
+        Ok(Response::new(response))
+    }
+
+    async fn get_customer(
+        &self,
+        request: Request<pb::GetCustomerRequest>,
+    ) -> Result<Response<pb::GetCustomerResponse>, Status> {
+        let customer = match request.into_inner().lookup {
+            Some(pb::get_customer_request::Lookup::CustomerNumber(n)) if !n.trim().is_empty() => {
+                store::customer_by_number(&self.pool, n.trim()).await?
+            }
+            Some(pb::get_customer_request::Lookup::SourceKey(k))
+                if !k.source_system.trim().is_empty() && !k.source_customer_id.trim().is_empty() =>
+            {
+                store::customer_by_source(&self.pool, k.source_system.trim(), k.source_customer_id.trim()).await?
+            }
+            _ => {
+                let mut v = FieldViolations::new();
+                v.add("lookup", "give a customer_number or a complete source_key");
+                return Err(Error::Invalid(v).into());
+            }
+        };
+        Ok(Response::new(pb::GetCustomerResponse { customer: Some(customer_to_pb(customer)) }))
+    }
+
+    async fn list_suspect_pairs(
+        &self,
+        request: Request<pb::ListSuspectPairsRequest>,
+    ) -> Result<Response<pb::ListSuspectPairsResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        if r.page_size < 0 {
+            v.add("page_size", "must not be negative");
+        }
+        let after = if r.page_token.is_empty() {
+            0
+        } else {
+            r.page_token.parse::<i64>().unwrap_or_else(|_| {
+                v.add("page_token", "is not a token this service issued");
+                0
+            })
+        };
+        v.clone().into_result().map_err(Error::Invalid)?;
+        let size = if r.page_size == 0 { DEFAULT_PAGE } else { i64::from(r.page_size).min(MAX_PAGE) };
+        let rows = store::open_suspects(&self.pool, after, size).await?;
+        let next = if rows.len() as i64 == size { rows.last().map(|s| s.id.to_string()).unwrap_or_default() } else { String::new() };
+        let suspect_pairs = rows
+            .into_iter()
+            .map(|s| pb::SuspectPair {
+                suspect_pair_id: s.id.to_string(),
+                customer_number_a: s.customer_a,
+                customer_number_b: s.customer_b,
+                id_type: id_type_to_pb(&s.id_type) as i32,
+                id_number: mask_id_number(&s.match_key),
+                name_a: s.name_a,
+                name_b: s.name_b,
+                create_time: Some(timestamp(s.created_at)),
+            })
+            .collect();
+        Ok(Response::new(pb::ListSuspectPairsResponse { suspect_pairs, next_page_token: next }))
+    }
+
+    async fn resolve_suspect_pair(
+        &self,
+        request: Request<pb::ResolveSuspectPairRequest>,
+    ) -> Result<Response<pb::ResolveSuspectPairResponse>, Status> {
+        let actor = actor(&request);
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        let id = r.suspect_pair_id.parse::<i64>().ok();
+        if id.is_none() {
+            v.add("suspect_pair_id", "is not a suspect pair id");
+        }
+        let same = match pb::SuspectResolution::try_from(r.resolution) {
+            Ok(pb::SuspectResolution::SameParty) => Some(true),
+            Ok(pb::SuspectResolution::DifferentParties) => Some(false),
+            _ => {
+                v.add("resolution", "must be SAME_PARTY or DIFFERENT_PARTIES");
+                None
+            }
+        };
+        let (Some(id), Some(same)) = (id, same) else {
+            return Err(Error::Invalid(v).into());
+        };
+        let number = store::resolve_suspect(&self.pool, &self.trust, id, same, actor.as_deref()).await?;
+        Ok(Response::new(pb::ResolveSuspectPairResponse { customer_number: number }))
+    }
+}

@@ -1,0 +1,98 @@
+//! customer-profile: the ECIF. Source systems push their customer records in; the
+//! bank's identification rule decides which records are one real customer; survivorship
+//! by source trust builds that customer's golden record; other systems read it and
+//! follow its changes (created, updated, merged, unmerged) as events.
+//!
+//! # Layout
+//! - [`domain`]: the bank's rules (ID numbers, validation, identification,
+//!   survivorship, customer numbers, masking); pure, no I/O.
+//! - [`store`]: all SQL: identity groups, parties, source records, suspects, history,
+//!   and the outbox events written in the same transactions.
+//! - [`grpc`]: `crm.customer.v1.CustomerService`, proto ↔ domain.
+//! - [`sample`]: seeded synthetic source records (sample data, benchmarks).
+//! - [`settings`]: configuration, including source systems and their trust.
+//! - [`error`]: the crate's error enum and its gRPC mapping.
+
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod sample;
+pub mod settings;
+pub mod store;
+
+use std::future::Future;
+
+use crm_platform::runtime::ServiceRuntime;
+use crm_proto::crm::customer::v1::customer_service_server::CustomerServiceServer;
+use sqlx::migrate::Migrator;
+
+pub use settings::Settings;
+
+/// This service's migrations.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The fully qualified gRPC service name, as health reports it.
+pub const GRPC_SERVICE: &str = "crm.customer.v1.CustomerService";
+
+/// A built, not yet serving, customer-profile.
+#[derive(Debug)]
+pub struct Application {
+    runtime: ServiceRuntime,
+    api: grpc::CustomerApi,
+}
+
+impl Application {
+    /// Connects, migrates and binds, ready to serve.
+    pub async fn build(settings: Settings) -> Result<Self, crm_platform::PlatformError> {
+        let trust = settings.customer.trust_table();
+        let runtime = ServiceRuntime::build(settings::SERVICE, settings.platform(), &MIGRATOR).await?;
+        let api = grpc::CustomerApi::new(runtime.pool.clone(), trust);
+        Ok(Self { runtime, api })
+    }
+
+    /// The bound gRPC port.
+    pub fn port(&self) -> u16 {
+        self.runtime.port()
+    }
+
+    /// The database pool (tests inspect state through it).
+    pub fn pool(&self) -> sqlx::PgPool {
+        self.runtime.pool.clone()
+    }
+
+    /// Serves until `stop` resolves, then drains and stops.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), crm_platform::PlatformError> {
+        let routes = self.runtime.base_routes().add_service(CustomerServiceServer::new(self.api));
+        self.runtime.run(routes, vec![GRPC_SERVICE], vec![], stop).await
+    }
+}
+
+/// The shared command line's view of this service.
+#[derive(Debug)]
+pub struct CustomerProfile;
+
+impl crm_platform::cli::Service for CustomerProfile {
+    const NAME: &'static str = settings::SERVICE;
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type Settings = Settings;
+
+    fn load() -> Result<Settings, crm_platform::config::ConfigError> {
+        Settings::load()
+    }
+
+    fn platform(settings: &Settings) -> crm_platform::config::PlatformSettings {
+        settings.platform()
+    }
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    async fn serve(
+        settings: Settings,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Application::build(settings).await?.run_until_stopped(stop).await?;
+        Ok(())
+    }
+}

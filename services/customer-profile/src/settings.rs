@@ -1,0 +1,132 @@
+//! The service's configuration: the platform sections plus source-system trust.
+
+use std::collections::HashMap;
+
+use crm_platform::config::{ConfigError, GrpcSettings, PlatformSettings, Validator};
+use serde::Deserialize;
+
+use crate::domain::{Attribute, TrustTable};
+
+/// Service name: environment prefix `CRM_CUSTOMER_PROFILE__`, events' source `crm/customer-profile`.
+pub const SERVICE: &str = "customer-profile";
+
+/// Defaults of this service. Source systems and their trust are configuration, not
+/// code: a bank adds a system with a `[customer.sources.<CODE>]` block.
+pub const DEFAULTS: &str = r#"
+[customer]
+default_trust = 10
+
+[customer.sources.CORE]
+trust = 90
+
+[customer.sources.CARDS]
+trust = 60
+attributes = { mobile_phone = 80, email = 80 }
+
+[customer.sources.LOANS]
+trust = 70
+
+[customer.sources.WEALTH]
+trust = 50
+
+[customer.sources.CALL_CENTRE]
+trust = 30
+attributes = { mobile_phone = 70 }
+"#;
+
+/// Trust of one source system.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SourceTrust {
+    /// Trust for every attribute not listed below.
+    pub trust: i32,
+    /// Trust per attribute (`name`, `gender`, `birth_date`, `nationality`,
+    /// `mobile_phone`, `email`, `address`, `occupation`, `id_number`).
+    #[serde(default)]
+    pub attributes: HashMap<String, i32>,
+}
+
+/// The `[customer]` section.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CustomerSettings {
+    /// Trust of a source system that is not configured; records from it are accepted
+    /// but lose every survivorship contest against configured sources.
+    pub default_trust: i32,
+    /// Known source systems by code.
+    pub sources: HashMap<String, SourceTrust>,
+}
+
+impl CustomerSettings {
+    /// The survivorship trust table.
+    pub fn trust_table(&self) -> TrustTable {
+        let mut table = TrustTable::new(self.default_trust);
+        for (system, source) in &self.sources {
+            table.set_source_default(system, source.trust);
+            for attribute in Attribute::ALL {
+                if let Some(trust) = source.attributes.get(attribute.code()) {
+                    table.set(system, attribute, *trust);
+                }
+            }
+        }
+        table
+    }
+
+    fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
+        for (system, source) in &self.sources {
+            for key in source.attributes.keys() {
+                v.check(
+                    Attribute::ALL.iter().any(|a| a.code() == key),
+                    &format!("customer.sources.{system}.attributes.{key}"),
+                    "is not a known attribute",
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything the service reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// gRPC server.
+    pub grpc: GrpcSettings,
+    /// Own database.
+    pub database: crm_platform::config::DatabaseSettings,
+    /// Broker.
+    pub messaging: crm_platform::config::MessagingSettings,
+    /// Logs and traces.
+    pub telemetry: crm_platform::config::TelemetrySettings,
+    /// ECIF rules.
+    pub customer: CustomerSettings,
+}
+
+impl Settings {
+    /// Loads from defaults, the optional file and the environment, then validates.
+    pub fn load() -> Result<Self, ConfigError> {
+        let settings: Self = crm_platform::config::load(SERVICE, DEFAULTS)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Like [`Settings::load`] from explicit variables (tests).
+    pub fn load_from(vars: Vec<(String, String)>) -> Result<Self, ConfigError> {
+        let settings: Self = crm_platform::config::load_from(SERVICE, DEFAULTS, vars)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every section, naming the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.platform().validate(SERVICE)?;
+        self.customer.validate(&Validator::new(SERVICE))
+    }
+
+    /// The platform sections.
+    pub fn platform(&self) -> PlatformSettings {
+        PlatformSettings {
+            grpc: self.grpc.clone(),
+            database: self.database.clone(),
+            messaging: self.messaging.clone(),
+            telemetry: self.telemetry.clone(),
+        }
+    }
+}

@@ -1,0 +1,739 @@
+//! All SQL of customer-profile. Every change runs in one transaction together with
+//! its outbox events, under advisory locks on the identity (ID type + match key) it
+//! touches, so that concurrent upserts of one real customer are applied one at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crm_platform::messaging::outbox;
+use crm_proto::crm::customer::v1 as pb;
+use serde_json::{Map, Value, json};
+use sqlx::{PgConnection, PgPool, Row};
+use time::OffsetDateTime;
+
+use crate::domain::{Attribute, Candidate, IdentityKey, TrustTable, ValidatedRecord, choose, customer_number};
+use crate::error::{Error, Result};
+
+/// Source of this service's events.
+pub const EVENT_SOURCE: &str = "crm/customer-profile";
+
+/// What an upsert did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpsertResult {
+    /// The record's customer after the upsert.
+    pub customer_number: String,
+    /// Created, updated or unchanged.
+    pub outcome: pb::UpsertOutcome,
+    /// Flags of the accepted record.
+    pub quality_flags: Vec<String>,
+    /// Customers absorbed into `customer_number`.
+    pub absorbed: Vec<String>,
+}
+
+/// A golden record with its sources, as stored.
+#[derive(Debug, Clone)]
+pub struct StoredCustomer {
+    /// Bank customer number.
+    pub customer_number: String,
+    /// `PERSONAL` / `CORPORATE`.
+    pub party_kind: String,
+    /// Golden attribute values by attribute code (plus `id_type`).
+    pub golden: Map<String, Value>,
+    /// Lineage by attribute code.
+    pub lineage: Map<String, Value>,
+    /// Union of the source records' flags.
+    pub quality_flags: Vec<String>,
+    /// Source keys (system, id).
+    pub sources: Vec<(String, String)>,
+    /// Created.
+    pub created_at: OffsetDateTime,
+    /// Last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+/// An open suspect pair with both sides resolved to their current customers.
+#[derive(Debug, Clone)]
+pub struct StoredSuspect {
+    /// Pair id.
+    pub id: i64,
+    /// Side A's customer.
+    pub customer_a: String,
+    /// Side B's customer.
+    pub customer_b: String,
+    /// ID type code.
+    pub id_type: String,
+    /// The shared ID number (match form).
+    pub match_key: String,
+    /// Side A's golden name.
+    pub name_a: String,
+    /// Side B's golden name.
+    pub name_b: String,
+    /// When found.
+    pub created_at: OffsetDateTime,
+}
+
+fn attributes_json(v: &ValidatedRecord) -> Value {
+    let r = &v.record;
+    let mut m = Map::new();
+    m.insert("party_kind".into(), json!(party_kind_code(r.party_kind)));
+    m.insert("id_type".into(), json!(r.id_type.code()));
+    m.insert(Attribute::IdNumber.code().into(), json!(r.id_number));
+    m.insert(Attribute::Name.code().into(), json!(r.name));
+    let opt = |m: &mut Map<String, Value>, a: Attribute, v: Option<String>| {
+        if let Some(v) = v {
+            m.insert(a.code().into(), json!(v));
+        }
+    };
+    opt(&mut m, Attribute::Gender, r.gender.map(|g| g.code().to_string()));
+    opt(&mut m, Attribute::BirthDate, r.birth_date.map(|d| d.to_iso()));
+    opt(&mut m, Attribute::Nationality, r.nationality.clone());
+    opt(&mut m, Attribute::MobilePhone, r.mobile_phone.clone());
+    opt(&mut m, Attribute::Email, r.email.clone());
+    opt(&mut m, Attribute::Address, r.address.clone());
+    opt(&mut m, Attribute::Occupation, r.occupation.clone());
+    Value::Object(m)
+}
+
+/// `PERSONAL` or `CORPORATE`.
+pub fn party_kind_code(kind: crate::domain::PartyKind) -> &'static str {
+    match kind {
+        crate::domain::PartyKind::Personal => "PERSONAL",
+        crate::domain::PartyKind::Corporate => "CORPORATE",
+    }
+}
+
+fn lock_key(id_type: &str, match_key: &str) -> String {
+    format!("identity|{id_type}|{match_key}")
+}
+
+async fn advisory_lock(tx: &mut PgConnection, key: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind(key)
+        .execute(tx)
+        .await?;
+    Ok(())
+}
+
+struct ExistingRecord {
+    source_version: i64,
+    party_id: i64,
+    identity_digest: Option<String>,
+    id_type: String,
+    match_key: Option<String>,
+}
+
+async fn new_party(tx: &mut PgConnection, kind: &str) -> Result<(i64, String)> {
+    let seq: i64 = sqlx::query_scalar("SELECT nextval('customer_number_seq')").fetch_one(&mut *tx).await?;
+    let domain_kind = if kind == "CORPORATE" {
+        crate::domain::PartyKind::Corporate
+    } else {
+        crate::domain::PartyKind::Personal
+    };
+    let number = customer_number(domain_kind, seq as u64)
+        .ok_or_else(|| Error::Corrupt("customer number sequence exhausted".into()))?;
+    let id: i64 = sqlx::query_scalar("INSERT INTO party (customer_number, party_kind) VALUES ($1, $2) RETURNING party_id")
+        .bind(&number)
+        .bind(kind)
+        .fetch_one(&mut *tx)
+        .await?;
+    Ok((id, number))
+}
+
+async fn customer_number_of(tx: &mut PgConnection, party_id: i64) -> Result<String> {
+    Ok(sqlx::query_scalar("SELECT customer_number FROM party WHERE party_id = $1")
+        .bind(party_id)
+        .fetch_one(tx)
+        .await?)
+}
+
+async fn record_count(tx: &mut PgConnection, party_id: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM source_record WHERE party_id = $1")
+        .bind(party_id)
+        .fetch_one(tx)
+        .await?)
+}
+
+async fn history(
+    tx: &mut PgConnection,
+    party_id: i64,
+    kind: &str,
+    source: Option<(&str, &str)>,
+    before: Option<&Value>,
+    after: Option<&Value>,
+    actor: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO party_history (party_id, actor, change_kind, source_system, source_customer_id, before, after)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(party_id)
+    .bind(actor)
+    .bind(kind)
+    .bind(source.map(|s| s.0))
+    .bind(source.map(|s| s.1))
+    .bind(before)
+    .bind(after)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+/// Re-runs survivorship over every source record of a party and stores the golden
+/// record. Returns the attributes whose golden value changed.
+async fn recompute(tx: &mut PgConnection, trust: &TrustTable, party_id: i64) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT source_system, source_customer_id, attributes, quality_flags, updated_at
+         FROM source_record WHERE party_id = $1",
+    )
+    .bind(party_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let before: Value = sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1 FOR UPDATE")
+        .bind(party_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let records: Vec<(String, String, Value, i64)> = rows
+        .iter()
+        .map(|r| {
+            let updated: OffsetDateTime = r.try_get("updated_at")?;
+            Ok((
+                r.try_get::<String, _>("source_system")?,
+                r.try_get::<String, _>("source_customer_id")?,
+                r.try_get::<Value, _>("attributes")?,
+                (updated.unix_timestamp_nanos() / 1000) as i64,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    let mut flags = BTreeSet::new();
+    for r in &rows {
+        for f in r.try_get::<Vec<String>, _>("quality_flags")? {
+            flags.insert(f);
+        }
+    }
+
+    let mut golden = Map::new();
+    let mut lineage = Map::new();
+    for attribute in Attribute::ALL {
+        let candidates: Vec<Candidate<'_>> = records
+            .iter()
+            .map(|(sys, id, attrs, updated)| Candidate {
+                value: attrs.get(attribute.code()).and_then(Value::as_str),
+                source_system: sys,
+                source_customer_id: id,
+                updated_at: *updated,
+            })
+            .collect();
+        if let Some(w) = choose(trust, attribute, &candidates) {
+            if attribute == Attribute::IdNumber {
+                // The ID type travels with the ID number that won.
+                if let Some((_, _, attrs, _)) =
+                    records.iter().find(|(s, i, _, _)| *s == w.source_system && *i == w.source_customer_id)
+                    && let Some(t) = attrs.get("id_type")
+                {
+                    golden.insert("id_type".into(), t.clone());
+                }
+            }
+            golden.insert(attribute.code().into(), json!(w.value));
+            lineage.insert(
+                attribute.code().into(),
+                json!({
+                    "source_system": w.source_system,
+                    "source_customer_id": w.source_customer_id,
+                    "trust": w.trust,
+                    "updated_at": w.updated_at,
+                }),
+            );
+        }
+    }
+    let changed: Vec<String> = Attribute::ALL
+        .iter()
+        .map(|a| a.code())
+        .chain(std::iter::once("id_type"))
+        .filter(|code| before.get(*code) != golden.get(*code))
+        .map(str::to_string)
+        .collect();
+    sqlx::query(
+        "UPDATE party SET golden = $2, lineage = $3, quality_flags = $4, updated_at = now() WHERE party_id = $1",
+    )
+    .bind(party_id)
+    .bind(Value::Object(golden))
+    .bind(Value::Object(lineage))
+    .bind(flags.into_iter().collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(changed)
+}
+
+/// Absorbs party `from` into `into`: its records and identity groups move, it is
+/// marked MERGED and remembers its survivor.
+async fn absorb(tx: &mut PgConnection, from: i64, into: i64, actor: Option<&str>) -> Result<()> {
+    sqlx::query("UPDATE source_record SET party_id = $2 WHERE party_id = $1").bind(from).bind(into).execute(&mut *tx).await?;
+    sqlx::query("UPDATE identity_group SET party_id = $2 WHERE party_id = $1").bind(from).bind(into).execute(&mut *tx).await?;
+    sqlx::query("UPDATE party SET merged_into = $2 WHERE merged_into = $1").bind(from).bind(into).execute(&mut *tx).await?;
+    sqlx::query("UPDATE party SET status = 'MERGED', merged_into = $2, updated_at = now() WHERE party_id = $1")
+        .bind(from)
+        .bind(into)
+        .execute(&mut *tx)
+        .await?;
+    history(tx, from, "ABSORBED", None, None, Some(&json!({ "merged_into": into })), actor).await?;
+    history(tx, into, "MERGED", None, None, Some(&json!({ "absorbed": from })), actor).await
+}
+
+fn source_key(v: &ValidatedRecord) -> pb::SourceKey {
+    pb::SourceKey {
+        source_system: v.record.source_system.clone(),
+        source_customer_id: v.record.source_customer_id.clone(),
+    }
+}
+
+/// Creates or updates one source record, identifies its party, re-runs survivorship
+/// and writes the resulting events, all in one transaction.
+pub async fn upsert_source_record(
+    pool: &PgPool,
+    trust: &TrustTable,
+    v: &ValidatedRecord,
+    actor: Option<&str>,
+) -> Result<UpsertResult> {
+    let mut tx = pool.begin().await?;
+    let result = upsert_in(&mut tx, trust, v, actor).await?;
+    tx.commit().await?;
+    Ok(result)
+}
+
+/// [`upsert_source_record`] inside the caller's transaction (bulk loads batch many).
+pub async fn upsert_in(
+    tx: &mut PgConnection,
+    trust: &TrustTable,
+    v: &ValidatedRecord,
+    actor: Option<&str>,
+) -> Result<UpsertResult> {
+    let r = &v.record;
+    let flags: Vec<String> = v.flags.iter().map(|f| f.code().to_string()).collect();
+    advisory_lock(tx, &format!("source|{}|{}", r.source_system, r.source_customer_id)).await?;
+    let existing = sqlx::query(
+        "SELECT source_version, party_id, identity_digest, id_type, match_key
+         FROM source_record WHERE source_system = $1 AND source_customer_id = $2",
+    )
+    .bind(&r.source_system)
+    .bind(&r.source_customer_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|row| {
+        Ok::<_, sqlx::Error>(ExistingRecord {
+            source_version: row.try_get("source_version")?,
+            party_id: row.try_get("party_id")?,
+            identity_digest: row.try_get("identity_digest")?,
+            id_type: row.try_get("id_type")?,
+            match_key: row.try_get("match_key")?,
+        })
+    })
+    .transpose()?;
+
+    if let Some(e) = &existing
+        && e.source_version >= r.source_version
+    {
+        // A replay or an out-of-order older update: nothing changes.
+        return Ok(UpsertResult {
+            customer_number: customer_number_of(tx, e.party_id).await?,
+            outcome: pb::UpsertOutcome::Unchanged,
+            quality_flags: flags,
+            absorbed: vec![],
+        });
+    }
+
+    let key = IdentityKey::of(v);
+    let digest = key.as_ref().map(IdentityKey::digest);
+    let id_type = r.id_type.code();
+    // Lock every identity this change touches, in a fixed order.
+    let mut locks = BTreeSet::new();
+    if let Some(k) = &key {
+        locks.insert(lock_key(id_type, &k.match_key));
+    }
+    if let Some(e) = &existing
+        && let Some(mk) = &e.match_key
+    {
+        locks.insert(lock_key(&e.id_type, mk));
+    }
+    for l in &locks {
+        advisory_lock(tx, l).await?;
+    }
+
+    let kind = party_kind_code(r.party_kind);
+    let old_party = existing.as_ref().map(|e| e.party_id);
+    let old_party_alone = match old_party {
+        Some(p) => record_count(tx, p).await? == 1,
+        None => false,
+    };
+    let same_identity = existing.as_ref().is_some_and(|e| e.identity_digest == digest && digest.is_some());
+
+    // Which party does the record belong to now?
+    let group_party: Option<i64> = match &digest {
+        Some(d) => sqlx::query_scalar("SELECT party_id FROM identity_group WHERE identity_digest = $1")
+            .bind(d)
+            .fetch_optional(&mut *tx)
+            .await?,
+        None => None,
+    };
+    let mut created = false;
+    let target = match (group_party, old_party) {
+        (Some(g), _) => g,
+        // Still the same identity, or alone in its party: the party stays.
+        (None, Some(p)) if same_identity || old_party_alone => p,
+        _ => {
+            created = true;
+            new_party(tx, kind).await?.0
+        }
+    };
+    if let (Some(d), Some(k), None) = (&digest, &key, group_party) {
+        sqlx::query(
+            "INSERT INTO identity_group (identity_digest, id_type, match_key, name_key, party_id) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(d)
+        .bind(id_type)
+        .bind(&k.match_key)
+        .bind(&k.name_key)
+        .bind(target)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    let attributes = attributes_json(v);
+    sqlx::query(
+        "INSERT INTO source_record (source_system, source_customer_id, source_version, party_id, identity_digest,
+                                    id_type, match_key, attributes, quality_flags)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (source_system, source_customer_id) DO UPDATE SET
+             source_version = EXCLUDED.source_version, party_id = EXCLUDED.party_id,
+             identity_digest = EXCLUDED.identity_digest, id_type = EXCLUDED.id_type,
+             match_key = EXCLUDED.match_key, attributes = EXCLUDED.attributes,
+             quality_flags = EXCLUDED.quality_flags, updated_at = now()",
+    )
+    .bind(&r.source_system)
+    .bind(&r.source_customer_id)
+    .bind(r.source_version)
+    .bind(target)
+    .bind(&digest)
+    .bind(id_type)
+    .bind(key.as_ref().map(|k| k.match_key.as_str()))
+    .bind(&attributes)
+    .bind(&flags)
+    .execute(&mut *tx)
+    .await?;
+
+    // An identity group left without records is forgotten, so that a later record
+    // with that identity starts afresh rather than joining a party it no longer
+    // describes.
+    if let Some(e) = &existing
+        && let Some(old_digest) = &e.identity_digest
+        && Some(old_digest) != digest.as_ref()
+    {
+        sqlx::query(
+            "DELETE FROM identity_group g WHERE identity_digest = $1
+               AND NOT EXISTS (SELECT 1 FROM source_record s WHERE s.identity_digest = g.identity_digest)",
+        )
+        .bind(old_digest)
+        .execute(&mut *tx)
+        .await?;
+    }
+
+    let source = source_key(v);
+    let target_number = customer_number_of(tx, target).await?;
+    let mut absorbed = Vec::new();
+    if let Some(p) = old_party
+        && p != target
+    {
+        let old_number = customer_number_of(tx, p).await?;
+        if record_count(tx, p).await? == 0 {
+            // Its only record now matches another customer: the two are one.
+            absorb(tx, p, target, actor).await?;
+            outbox::enqueue(
+                tx,
+                EVENT_SOURCE,
+                &target_number,
+                &pb::CustomerMerged {
+                    surviving_customer_number: target_number.clone(),
+                    absorbed_customer_numbers: vec![old_number.clone()],
+                    reason: "IDENTIFICATION".into(),
+                },
+                actor,
+            )
+            .await?;
+            absorbed.push(old_number);
+        } else {
+            // The record no longer matches the rest of its customer: split it off.
+            history(tx, p, "UNMERGED", Some((&r.source_system, &r.source_customer_id)), None, Some(&json!({ "moved_to": target_number })), actor).await?;
+            outbox::enqueue(
+                tx,
+                EVENT_SOURCE,
+                &old_number,
+                &pb::CustomerUnmerged {
+                    customer_number: old_number.clone(),
+                    new_customer_number: target_number.clone(),
+                    source: Some(source.clone()),
+                },
+                actor,
+            )
+            .await?;
+            let changed = recompute(tx, trust, p).await?;
+            if !changed.is_empty() {
+                outbox::enqueue(
+                    tx,
+                    EVENT_SOURCE,
+                    &old_number,
+                    &pb::CustomerUpdated { customer_number: old_number.clone(), changed_attributes: changed, source: Some(source.clone()) },
+                    actor,
+                )
+                .await?;
+            }
+        }
+    }
+
+    let before: Value = sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1").bind(target).fetch_one(&mut *tx).await?;
+    let changed = recompute(tx, trust, target).await?;
+    let after: Value = sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1").bind(target).fetch_one(&mut *tx).await?;
+    let src = Some((r.source_system.as_str(), r.source_customer_id.as_str()));
+    if created {
+        history(tx, target, "CREATED", src, None, Some(&after), actor).await?;
+        outbox::enqueue(
+            tx,
+            EVENT_SOURCE,
+            &target_number,
+            &pb::CustomerCreated {
+                customer_number: target_number.clone(),
+                party_kind: if kind == "CORPORATE" { pb::PartyKind::Corporate } else { pb::PartyKind::Personal } as i32,
+                source: Some(source.clone()),
+            },
+            actor,
+        )
+        .await?;
+    } else if !changed.is_empty() {
+        history(tx, target, "UPDATED", src, Some(&before), Some(&after), actor).await?;
+        outbox::enqueue(
+            tx,
+            EVENT_SOURCE,
+            &target_number,
+            &pb::CustomerUpdated { customer_number: target_number.clone(), changed_attributes: changed, source: Some(source) },
+            actor,
+        )
+        .await?;
+    }
+
+    if let (Some(d), Some(k)) = (&digest, &key) {
+        record_suspects(tx, d, id_type, &k.match_key).await?;
+    }
+
+    Ok(UpsertResult {
+        customer_number: target_number,
+        outcome: if existing.is_some() { pb::UpsertOutcome::Updated } else { pb::UpsertOutcome::Created },
+        quality_flags: flags,
+        absorbed,
+    })
+}
+
+/// Records a suspect pair between `digest` and every other identity with the same ID
+/// type and number but another name, unless the pair is known already (in particular
+/// when a steward said "different parties").
+async fn record_suspects(tx: &mut PgConnection, digest: &str, id_type: &str, match_key: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO suspect_pair (digest_a, digest_b, id_type, match_key)
+         SELECT LEAST($1, g.identity_digest), GREATEST($1, g.identity_digest), $2, $3
+         FROM identity_group g
+         WHERE g.id_type = $2 AND g.match_key = $3 AND g.identity_digest <> $1
+           AND g.party_id <> (SELECT party_id FROM identity_group WHERE identity_digest = $1)
+         ON CONFLICT (digest_a, digest_b) DO NOTHING",
+    )
+    .bind(digest)
+    .bind(id_type)
+    .bind(match_key)
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
+fn row_to_customer(row: &sqlx::postgres::PgRow, sources: Vec<(String, String)>) -> Result<StoredCustomer> {
+    let golden: Value = row.try_get("golden")?;
+    let lineage: Value = row.try_get("lineage")?;
+    Ok(StoredCustomer {
+        customer_number: row.try_get("customer_number")?,
+        party_kind: row.try_get("party_kind")?,
+        golden: golden.as_object().cloned().unwrap_or_default(),
+        lineage: lineage.as_object().cloned().unwrap_or_default(),
+        quality_flags: row.try_get("quality_flags")?,
+        sources,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+async fn load_party(pool: &PgPool, party_id: i64) -> Result<StoredCustomer> {
+    // Follow merges to the surviving party.
+    let row = sqlx::query(
+        "WITH RECURSIVE chain(party_id, merged_into, depth) AS (
+             SELECT party_id, merged_into, 0 FROM party WHERE party_id = $1
+             UNION ALL
+             SELECT p.party_id, p.merged_into, c.depth + 1 FROM party p JOIN chain c ON p.party_id = c.merged_into
+             WHERE c.depth < 64)
+         SELECT p.* FROM party p JOIN chain c ON p.party_id = c.party_id
+         WHERE c.merged_into IS NULL",
+    )
+    .bind(party_id)
+    .fetch_one(pool)
+    .await?;
+    let survivor: i64 = row.try_get("party_id")?;
+    let sources = sqlx::query_as::<_, (String, String)>(
+        "SELECT source_system, source_customer_id FROM source_record WHERE party_id = $1 ORDER BY source_system, source_customer_id",
+    )
+    .bind(survivor)
+    .fetch_all(pool)
+    .await?;
+    row_to_customer(&row, sources)
+}
+
+/// The golden record by customer number (absorbed numbers resolve to the survivor).
+pub async fn customer_by_number(pool: &PgPool, number: &str) -> Result<StoredCustomer> {
+    let party: Option<i64> = sqlx::query_scalar("SELECT party_id FROM party WHERE customer_number = $1")
+        .bind(number)
+        .fetch_optional(pool)
+        .await?;
+    let party = party.ok_or_else(|| Error::NotFound(format!("customer {number}")))?;
+    load_party(pool, party).await
+}
+
+/// The golden record of the customer a source record belongs to.
+pub async fn customer_by_source(pool: &PgPool, system: &str, id: &str) -> Result<StoredCustomer> {
+    let party: Option<i64> =
+        sqlx::query_scalar("SELECT party_id FROM source_record WHERE source_system = $1 AND source_customer_id = $2")
+            .bind(system)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    let party = party.ok_or_else(|| Error::NotFound(format!("source record {system}/{id}")))?;
+    load_party(pool, party).await
+}
+
+/// Open suspect pairs after `after_id`, oldest first, skipping pairs whose sides have
+/// since become one customer.
+pub async fn open_suspects(pool: &PgPool, after_id: i64, limit: i64) -> Result<Vec<StoredSuspect>> {
+    let rows = sqlx::query(
+        "SELECT s.suspect_pair_id, s.id_type, s.match_key, s.created_at,
+                pa.customer_number AS customer_a, pb.customer_number AS customer_b,
+                COALESCE(pa.golden->>'name', '') AS name_a, COALESCE(pb.golden->>'name', '') AS name_b
+         FROM suspect_pair s
+         JOIN identity_group ga ON ga.identity_digest = s.digest_a
+         JOIN identity_group gb ON gb.identity_digest = s.digest_b
+         JOIN party pa ON pa.party_id = ga.party_id
+         JOIN party pb ON pb.party_id = gb.party_id
+         WHERE s.status = 'OPEN' AND s.suspect_pair_id > $1 AND ga.party_id <> gb.party_id
+         ORDER BY s.suspect_pair_id LIMIT $2",
+    )
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(StoredSuspect {
+                id: r.try_get("suspect_pair_id")?,
+                customer_a: r.try_get("customer_a")?,
+                customer_b: r.try_get("customer_b")?,
+                id_type: r.try_get("id_type")?,
+                match_key: r.try_get("match_key")?,
+                name_a: r.try_get("name_a")?,
+                name_b: r.try_get("name_b")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Applies a data steward's decision. SAME_PARTY merges side B's customer into side
+/// A's (the older customer number survives); DIFFERENT_PARTIES closes the pair for good.
+pub async fn resolve_suspect(
+    pool: &PgPool,
+    trust: &TrustTable,
+    id: i64,
+    same_party: bool,
+    actor: Option<&str>,
+) -> Result<String> {
+    let mut tx = pool.begin().await?;
+    let row = sqlx::query("SELECT id_type, match_key, status, digest_a, digest_b FROM suspect_pair WHERE suspect_pair_id = $1")
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("suspect pair {id}")))?;
+    let (id_type, match_key, status): (String, String, String) =
+        (row.try_get("id_type")?, row.try_get("match_key")?, row.try_get("status")?);
+    advisory_lock(&mut tx, &lock_key(&id_type, &match_key)).await?;
+    if status != "OPEN" {
+        return Err(Error::FailedPrecondition(format!("suspect pair {id} is already resolved ({status})")));
+    }
+    let party_of = |d: String| {
+        sqlx::query_scalar::<_, i64>("SELECT party_id FROM identity_group WHERE identity_digest = $1").bind(d)
+    };
+    let pa = party_of(row.try_get("digest_a")?).fetch_one(&mut *tx).await?;
+    let pb_ = party_of(row.try_get("digest_b")?).fetch_one(&mut *tx).await?;
+    let (survivor, absorbed) = if pa <= pb_ { (pa, pb_) } else { (pb_, pa) };
+    let new_status = if same_party { "SAME_PARTY" } else { "DIFFERENT_PARTIES" };
+    sqlx::query("UPDATE suspect_pair SET status = $2, resolved_at = now(), resolved_by = $3 WHERE suspect_pair_id = $1")
+        .bind(id)
+        .bind(new_status)
+        .bind(actor)
+        .execute(&mut *tx)
+        .await?;
+    let survivor_number = customer_number_of(&mut tx, survivor).await?;
+    if same_party && survivor != absorbed {
+        let absorbed_number = customer_number_of(&mut tx, absorbed).await?;
+        absorb(&mut tx, absorbed, survivor, actor).await?;
+        let changed = recompute(&mut tx, trust, survivor).await?;
+        outbox::enqueue(
+            &mut tx,
+            EVENT_SOURCE,
+            &survivor_number,
+            &pb::CustomerMerged {
+                surviving_customer_number: survivor_number.clone(),
+                absorbed_customer_numbers: vec![absorbed_number],
+                reason: "STEWARD".into(),
+            },
+            actor,
+        )
+        .await?;
+        if !changed.is_empty() {
+            outbox::enqueue(
+                &mut tx,
+                EVENT_SOURCE,
+                &survivor_number,
+                &pb::CustomerUpdated { customer_number: survivor_number.clone(), changed_attributes: changed, source: None },
+                actor,
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(if same_party { survivor_number } else { customer_number_of_pool(pool, pa).await? })
+}
+
+async fn customer_number_of_pool(pool: &PgPool, party_id: i64) -> Result<String> {
+    let mut conn = pool.acquire().await?;
+    customer_number_of(&mut conn, party_id).await
+}
+
+/// History entries of a party, newest first (for the 360° view and audits).
+pub async fn party_history(pool: &PgPool, number: &str, limit: i64) -> Result<Vec<BTreeMap<String, Value>>> {
+    let rows = sqlx::query(
+        "SELECT h.change_kind, h.changed_at, h.actor, h.source_system, h.source_customer_id
+         FROM party_history h JOIN party p ON p.party_id = h.party_id
+         WHERE p.customer_number = $1 ORDER BY h.history_id DESC LIMIT $2",
+    )
+    .bind(number)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let mut m = BTreeMap::new();
+            m.insert("change_kind".into(), json!(r.try_get::<String, _>("change_kind")?));
+            m.insert("actor".into(), json!(r.try_get::<Option<String>, _>("actor")?));
+            m.insert("source_system".into(), json!(r.try_get::<Option<String>, _>("source_system")?));
+            Ok(m)
+        })
+        .collect()
+}

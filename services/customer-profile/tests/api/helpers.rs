@@ -1,0 +1,207 @@
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crm_platform::testing::TestEnv;
+use crm_proto::crm::customer::v1 as pb;
+use customer_profile::{Application, Settings};
+use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use opentelemetry_sdk::trace::InMemorySpanExporter;
+use pb::customer_service_client::CustomerServiceClient;
+use tonic::transport::Channel;
+
+/// Spans of every test in this binary, for the tracing test.
+pub fn spans() -> &'static InMemorySpanExporter {
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let telemetry = crm_platform::telemetry::init_with_exporter(
+            "customer-profile",
+            "test",
+            "warn,crm_platform=info",
+            exporter.clone(),
+        )
+        .expect("telemetry");
+        std::mem::forget(telemetry);
+        exporter
+    })
+}
+
+pub struct TestApp {
+    pub env: TestEnv,
+    pub client: CustomerServiceClient<Channel>,
+    pub pool: sqlx::PgPool,
+    pub events: Events,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), crm_platform::PlatformError>>>,
+}
+
+/// Starts customer-profile on a free port with a fresh database and exchange.
+pub async fn spawn_app() -> TestApp {
+    spans();
+    let env = TestEnv::new("customer-profile").await;
+    let settings = Settings::load_from(env.vars(&[])).expect("settings");
+    let app = Application::build(settings).await.expect("build");
+    let pool = app.pool();
+    let port = app.port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let channel =
+        Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("uri").connect().await.expect("connect");
+    let events = Events::bind(&env).await;
+    TestApp { env, client: CustomerServiceClient::new(channel), pool, events, stop: Some(stop), handle: Some(handle) }
+}
+
+impl TestApp {
+    /// Sends the stop signal and waits for a clean exit.
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("join").expect("clean exit");
+        }
+    }
+
+    /// A future that sends the stop signal and waits for the exit, for tests that stop
+    /// the app while a call is in flight.
+    pub fn stop_handle(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let stop = self.stop.take();
+        let handle = self.handle.take();
+        async move {
+            if let Some(stop) = stop {
+                let _ = stop.send(());
+            }
+            if let Some(handle) = handle {
+                handle.await.expect("join").expect("clean exit");
+            }
+        }
+    }
+
+    pub async fn upsert(&mut self, record: pb::SourceRecord) -> Result<pb::UpsertSourceRecordResponse, tonic::Status> {
+        self.client
+            .upsert_source_record(pb::UpsertSourceRecordRequest { record: Some(record) })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn customer(&mut self, number: &str) -> pb::Customer {
+        self.client
+            .get_customer(pb::GetCustomerRequest {
+                lookup: Some(pb::get_customer_request::Lookup::CustomerNumber(number.into())),
+            })
+            .await
+            .expect("get customer")
+            .into_inner()
+            .customer
+            .expect("customer")
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_string())).fetch_one(&self.pool).await.expect("count")
+    }
+}
+
+/// A queue catching every event the app publishes.
+pub struct Events {
+    channel: lapin::Channel,
+    queue: String,
+}
+
+/// One received event: type, subject and payload.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub event_type: String,
+    pub subject: String,
+    pub payload: Vec<u8>,
+    pub traceparent: Option<String>,
+}
+
+impl Events {
+    async fn bind(env: &TestEnv) -> Self {
+        let settings = env.platform_settings(&[]);
+        let broker = crm_platform::messaging::Broker::new(&settings.messaging, "probe");
+        let channel = broker.channel().await.expect("channel");
+        let queue = crm_platform::testing::unique("events");
+        channel
+            .queue_declare(
+                queue.clone().into(),
+                QueueDeclareOptions { auto_delete: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare");
+        channel
+            .queue_bind(
+                queue.clone().into(),
+                env.exchange.clone().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+        Self { channel, queue }
+    }
+
+    /// Waits until `n` events have arrived (or 10 s passed) and returns all received.
+    pub async fn take(&self, n: usize) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut out = Vec::new();
+        while out.len() < n && tokio::time::Instant::now() < deadline {
+            match self
+                .channel
+                .basic_get(self.queue.clone().into(), BasicGetOptions { no_ack: true })
+                .await
+                .expect("get")
+            {
+                Some(m) => {
+                    let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+                    let get = |k: &str| crm_platform::messaging::envelope::header_str(&headers, k).map(str::to_string);
+                    out.push(Received {
+                        event_type: get("cloudEvents:type").unwrap_or_default(),
+                        subject: get("cloudEvents:subject").unwrap_or_default(),
+                        payload: m.delivery.data.clone(),
+                        traceparent: get("traceparent"),
+                    });
+                }
+                None => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+        out
+    }
+
+    /// Events of one type, decoded.
+    pub fn of<M: prost::Message + Default + prost::Name>(events: &[Received]) -> Vec<M> {
+        events
+            .iter()
+            .filter(|e| e.event_type == M::full_name())
+            .map(|e| M::decode(e.payload.as_slice()).expect("decodes"))
+            .collect()
+    }
+}
+
+/// A valid personal record.
+pub fn person(system: &str, id: &str, id_number: &str, name: &str) -> pb::SourceRecord {
+    pb::SourceRecord {
+        key: Some(pb::SourceKey { source_system: system.into(), source_customer_id: id.into() }),
+        source_version: 1,
+        party_kind: pb::PartyKind::Personal as i32,
+        id_type: pb::IdType::ResidentId as i32,
+        id_number: id_number.into(),
+        name: name.into(),
+        gender: pb::Gender::Unspecified as i32,
+        birth_date: None,
+        nationality: "CHN".into(),
+        mobile_phone: String::new(),
+        email: String::new(),
+        address: String::new(),
+        occupation: String::new(),
+    }
+}
+
+/// A well-known valid 18-digit resident ID and its 15-digit form.
+pub const ID18: &str = "11010519491231002X";
+pub const ID15: &str = "110105491231002";

@@ -1,0 +1,139 @@
+use crm_proto::crm::customer::v1 as pb;
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::helpers::{Events, ID18, person, spawn_app};
+
+#[tokio::test]
+async fn a_new_source_record_creates_a_customer_and_announces_it() {
+    let mut app = spawn_app().await;
+    let mut record = person("CORE", "C-1", ID18, "张伟");
+    record.mobile_phone = "138 0000 1111".into();
+    let r = app.upsert(record).await.unwrap();
+    assert_eq!(r.outcome, pb::UpsertOutcome::Created as i32);
+    assert!(customer_profile::domain::is_valid_customer_number(&r.customer_number));
+
+    let c = app.customer(&r.customer_number).await;
+    assert_eq!(c.name, "张伟");
+    assert_eq!(c.id_number, "110105********002X", "masked by default");
+    assert_eq!(c.mobile_phone, "138****1111", "masked by default");
+    assert_eq!(c.birth_date.map(|d| (d.year, d.month, d.day)), Some((1949, 12, 31)), "derived from the ID");
+    assert_eq!(c.gender, pb::Gender::Female as i32, "derived from the ID (even sequence)");
+
+    let events = app.events.take(1).await;
+    let created: Vec<pb::CustomerCreated> = Events::of(&events);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].customer_number, r.customer_number);
+    assert_eq!(events[0].subject, r.customer_number);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_replay_or_an_older_version_changes_nothing() {
+    let mut app = spawn_app().await;
+    let mut v2 = person("CORE", "C-1", ID18, "张伟");
+    v2.source_version = 2;
+    v2.email = "new@example.com".into();
+    let first = app.upsert(v2.clone()).await.unwrap();
+    let replay = app.upsert(v2.clone()).await.unwrap();
+    assert_eq!(replay.outcome, pb::UpsertOutcome::Unchanged as i32);
+
+    let mut v1 = v2.clone();
+    v1.source_version = 1;
+    v1.email = "old@example.com".into();
+    let older = app.upsert(v1).await.unwrap();
+    assert_eq!(older.outcome, pb::UpsertOutcome::Unchanged as i32);
+    assert_eq!(older.customer_number, first.customer_number);
+    assert_eq!(app.customer(&first.customer_number).await.email, "new@example.com");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unusable_record_is_rejected_with_field_violations_and_changes_nothing() {
+    let mut app = spawn_app().await;
+    let good = app.upsert(person("CORE", "C-1", ID18, "张伟")).await.unwrap();
+
+    let mut bad = person("CORE", "C-1", "110105194912310021", ""); // wrong check character, no name
+    bad.source_version = 2;
+    let status = app.upsert(bad).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let details = status.get_error_details();
+    let fields: Vec<String> =
+        details.bad_request().expect("bad request").field_violations.iter().map(|v| v.field.clone()).collect();
+    assert!(fields.contains(&"record.id_number".to_string()), "{fields:?}");
+    assert!(fields.contains(&"record.name".to_string()), "{fields:?}");
+
+    let c = app.customer(&good.customer_number).await;
+    assert_eq!(c.name, "张伟", "the stored record is untouched");
+    assert_eq!(app.count("SELECT source_version FROM source_record").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_imperfect_record_is_accepted_with_quality_flags() {
+    let mut app = spawn_app().await;
+    let mut record = person("CORE", "C-1", ID18, "张伟");
+    record.mobile_phone = "12345".into();
+    record.email = "not-an-email".into();
+    let r = app.upsert(record).await.unwrap();
+    assert!(r.quality_flags.contains(&"PHONE_INVALID".to_string()), "{:?}", r.quality_flags);
+    assert!(r.quality_flags.contains(&"EMAIL_INVALID".to_string()), "{:?}", r.quality_flags);
+    let c = app.customer(&r.customer_number).await;
+    assert_eq!(c.mobile_phone, "", "an invalid phone never becomes golden");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bulk_import_answers_per_record_and_loads_the_good_ones() {
+    let mut app = spawn_app().await;
+    let records = vec![
+        person("CORE", "C-1", ID18, "张伟"),
+        person("CORE", "C-2", "110105194912310021", "李娜"), // broken check character
+        person("CARDS", "K-1", ID18, "张伟"),
+    ];
+    let stream = tokio_stream::iter(records.into_iter().map(|r| pb::ImportSourceRecordsRequest { record: Some(r) }));
+    let response = app.client.import_source_records(stream).await.unwrap().into_inner();
+    assert_eq!((response.accepted_count, response.rejected_count), (2, 1));
+    let outcomes: Vec<i32> = response.outcomes.iter().map(|o| o.outcome).collect();
+    assert_eq!(
+        outcomes,
+        [pb::UpsertOutcome::Created as i32, pb::UpsertOutcome::Rejected as i32, pb::UpsertOutcome::Created as i32]
+    );
+    assert_eq!(response.outcomes[1].violations[0].field, "record.id_number");
+    assert_eq!(response.outcomes[0].customer_number, response.outcomes[2].customer_number, "same person, one customer");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_customer_is_found_by_any_of_its_source_keys() {
+    let mut app = spawn_app().await;
+    let r = app.upsert(person("CORE", "C-1", ID18, "张伟")).await.unwrap();
+    app.upsert(person("LOANS", "L-9", ID18, "张伟")).await.unwrap();
+    let by_source = app
+        .client
+        .get_customer(pb::GetCustomerRequest {
+            lookup: Some(pb::get_customer_request::Lookup::SourceKey(pb::SourceKey {
+                source_system: "LOANS".into(),
+                source_customer_id: "L-9".into(),
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    assert_eq!(by_source.customer_number, r.customer_number);
+    assert_eq!(by_source.source_keys.len(), 2);
+
+    let missing = app
+        .client
+        .get_customer(pb::GetCustomerRequest {
+            lookup: Some(pb::get_customer_request::Lookup::CustomerNumber("800000000000".into())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    let empty = app.client.get_customer(pb::GetCustomerRequest { lookup: None }).await.unwrap_err();
+    assert_eq!(empty.code(), Code::InvalidArgument);
+    app.stop().await;
+}
