@@ -35,7 +35,9 @@ impl ServiceError for Error {
             Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
                 ErrorCode::Unavailable
             }
-            Error::Database(sqlx::Error::Database(e)) if e.code().as_deref() == Some("40001") || e.code().as_deref() == Some("40P01") => {
+            Error::Database(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("40001") || e.code().as_deref() == Some("40P01") =>
+            {
                 ErrorCode::Aborted
             }
             Error::Database(_) | Error::Corrupt(_) => ErrorCode::Internal,

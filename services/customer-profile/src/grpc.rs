@@ -167,11 +167,12 @@ fn micros_timestamp(micros: i64) -> Timestamp {
 
 fn customer_to_pb(c: StoredCustomer) -> pb::Customer {
     let get = |k: &str| c.golden.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
-    let birth_date = c.golden.get("birth_date").and_then(Value::as_str).and_then(Date::parse_iso).map(|d| common::Date {
-        year: d.year,
-        month: i32::from(d.month),
-        day: i32::from(d.day),
-    });
+    let birth_date = c
+        .golden
+        .get("birth_date")
+        .and_then(Value::as_str)
+        .and_then(Date::parse_iso)
+        .map(|d| common::Date { year: d.year, month: i32::from(d.month), day: i32::from(d.day) });
     let gender = match Gender::from_code(&get("gender")) {
         Some(Gender::Male) => pb::Gender::Male,
         Some(Gender::Female) => pb::Gender::Female,
@@ -264,7 +265,10 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                         outcome: pb::UpsertOutcome::Rejected as i32,
                         violations: violations
                             .iter()
-                            .map(|(field, description)| common::FieldViolation { field: field.into(), description: description.into() })
+                            .map(|(field, description)| common::FieldViolation {
+                                field: field.into(),
+                                description: description.into(),
+                            })
                             .collect(),
                         ..Default::default()
                     }
@@ -331,7 +335,11 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         v.clone().into_result().map_err(Error::Invalid)?;
         let size = if r.page_size == 0 { DEFAULT_PAGE } else { i64::from(r.page_size).min(MAX_PAGE) };
         let rows = store::open_suspects(&self.pool, after, size).await?;
-        let next = if rows.len() as i64 == size { rows.last().map(|s| s.id.to_string()).unwrap_or_default() } else { String::new() };
+        let next = if rows.len() as i64 == size {
+            rows.last().map(|s| s.id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
         let suspect_pairs = rows
             .into_iter()
             .map(|s| pb::SuspectPair {

@@ -61,7 +61,10 @@ impl Application {
     }
 
     /// Serves until `stop` resolves, then drains and stops.
-    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), crm_platform::PlatformError> {
+    pub async fn run_until_stopped(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), crm_platform::PlatformError> {
         let routes = self.runtime.base_routes().add_service(CustomerServiceServer::new(self.api));
         self.runtime.run(routes, vec![GRPC_SERVICE], vec![], stop).await
     }

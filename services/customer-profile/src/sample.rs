@@ -15,7 +15,8 @@ use crate::domain::id::{resident_id_15_to_18, resident_id_check_char};
 pub const SOURCES: [&str; 3] = ["CORE", "CARDS", "LOANS"];
 
 const SURNAMES: [&str; 12] = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙"];
-const GIVEN: [&str; 16] = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"];
+const GIVEN: [&str; 16] =
+    ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明"];
 const AREAS: [&str; 6] = ["110105", "310104", "440305", "510107", "330106", "320102"];
 
 /// splitmix64: small, fast and good enough for synthetic data.
@@ -61,12 +62,8 @@ fn person(rng: &mut Rng, n: u64) -> Person {
     let area = AREAS[rng.below(AREAS.len() as u64) as usize];
     let first17 = format!("{area}{year:04}{month:02}{day:02}{seq:03}");
     let check = resident_id_check_char(&first17).unwrap_or('0');
-    let name = format!(
-        "{}{}{}",
-        SURNAMES[rng.below(12) as usize],
-        GIVEN[rng.below(16) as usize],
-        GIVEN[(n % 16) as usize]
-    );
+    let name =
+        format!("{}{}{}", SURNAMES[rng.below(12) as usize], GIVEN[rng.below(16) as usize], GIVEN[(n % 16) as usize]);
     Person {
         id18: format!("{first17}{check}"),
         name,
@@ -85,7 +82,14 @@ fn to_15(id18: &str) -> Option<String> {
     (resident_id_15_to_18(&id15).as_deref() == Some(id18)).then_some(id15)
 }
 
-fn record(source: &str, id: String, p: &Person, id_type: pb::IdType, id_number: String, name: String) -> pb::SourceRecord {
+fn record(
+    source: &str,
+    id: String,
+    p: &Person,
+    id_type: pb::IdType,
+    id_number: String,
+    name: String,
+) -> pb::SourceRecord {
     pb::SourceRecord {
         key: Some(pb::SourceKey { source_system: source.into(), source_customer_id: id }),
         source_version: 1,
@@ -113,7 +117,8 @@ pub fn generate(seed: u64, n: usize) -> Vec<pb::SourceRecord> {
         let p = person(&mut rng, i);
         let home = SOURCES[(i % 3) as usize];
         let roll = rng.below(100);
-        let mut main = record(home, format!("{home}-{i:09}"), &p, pb::IdType::ResidentId, p.id18.clone(), p.name.clone());
+        let mut main =
+            record(home, format!("{home}-{i:09}"), &p, pb::IdType::ResidentId, p.id18.clone(), p.name.clone());
         if roll < 2 {
             // Invalid row: a broken check character.
             let mut broken = p.id18.clone();
@@ -153,12 +158,18 @@ mod tests {
         let records = generate(1, 10_000);
         let people: std::collections::HashSet<String> = records
             .iter()
-            .map(|r| r.key.as_ref().map(|k| k.source_customer_id.split('-').nth(1).unwrap_or("").to_string()).unwrap_or_default())
+            .map(|r| {
+                r.key
+                    .as_ref()
+                    .map(|k| k.source_customer_id.split('-').nth(1).unwrap_or("").to_string())
+                    .unwrap_or_default()
+            })
             .collect();
         let known_twice = records.len() - people.len();
         let share = known_twice as f64 / people.len() as f64;
         assert!((0.25..0.35).contains(&share), "cross-system share {share}");
-        let systems: std::collections::HashSet<_> = records.iter().map(|r| r.key.as_ref().unwrap().source_system.clone()).collect();
+        let systems: std::collections::HashSet<_> =
+            records.iter().map(|r| r.key.as_ref().unwrap().source_system.clone()).collect();
         assert_eq!(systems.len(), 3);
         let fifteen = records.iter().filter(|r| r.id_number.len() == 15).count();
         let other = records.iter().filter(|r| r.id_type == pb::IdType::Other as i32).count();

@@ -21,7 +21,7 @@ trust = 90
 
 [customer.sources.CARDS]
 trust = 60
-attributes = { mobile_phone = 80, email = 80 }
+attributes = { mobile_phone = 95, email = 95 }
 
 [customer.sources.LOANS]
 trust = 70

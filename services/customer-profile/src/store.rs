@@ -106,10 +106,7 @@ fn lock_key(id_type: &str, match_key: &str) -> String {
 }
 
 async fn advisory_lock(tx: &mut PgConnection, key: &str) -> Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind(key)
-        .execute(tx)
-        .await?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))").bind(key).execute(tx).await?;
     Ok(())
 }
 
@@ -123,26 +120,21 @@ struct ExistingRecord {
 
 async fn new_party(tx: &mut PgConnection, kind: &str) -> Result<(i64, String)> {
     let seq: i64 = sqlx::query_scalar("SELECT nextval('customer_number_seq')").fetch_one(&mut *tx).await?;
-    let domain_kind = if kind == "CORPORATE" {
-        crate::domain::PartyKind::Corporate
-    } else {
-        crate::domain::PartyKind::Personal
-    };
+    let domain_kind =
+        if kind == "CORPORATE" { crate::domain::PartyKind::Corporate } else { crate::domain::PartyKind::Personal };
     let number = customer_number(domain_kind, seq as u64)
         .ok_or_else(|| Error::Corrupt("customer number sequence exhausted".into()))?;
-    let id: i64 = sqlx::query_scalar("INSERT INTO party (customer_number, party_kind) VALUES ($1, $2) RETURNING party_id")
-        .bind(&number)
-        .bind(kind)
-        .fetch_one(&mut *tx)
-        .await?;
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO party (customer_number, party_kind) VALUES ($1, $2) RETURNING party_id")
+            .bind(&number)
+            .bind(kind)
+            .fetch_one(&mut *tx)
+            .await?;
     Ok((id, number))
 }
 
 async fn customer_number_of(tx: &mut PgConnection, party_id: i64) -> Result<String> {
-    Ok(sqlx::query_scalar("SELECT customer_number FROM party WHERE party_id = $1")
-        .bind(party_id)
-        .fetch_one(tx)
-        .await?)
+    Ok(sqlx::query_scalar("SELECT customer_number FROM party WHERE party_id = $1").bind(party_id).fetch_one(tx).await?)
 }
 
 async fn record_count(tx: &mut PgConnection, party_id: i64) -> Result<i64> {
@@ -266,9 +258,21 @@ async fn recompute(tx: &mut PgConnection, trust: &TrustTable, party_id: i64) -> 
 /// Absorbs party `from` into `into`: its records and identity groups move, it is
 /// marked MERGED and remembers its survivor.
 async fn absorb(tx: &mut PgConnection, from: i64, into: i64, actor: Option<&str>) -> Result<()> {
-    sqlx::query("UPDATE source_record SET party_id = $2 WHERE party_id = $1").bind(from).bind(into).execute(&mut *tx).await?;
-    sqlx::query("UPDATE identity_group SET party_id = $2 WHERE party_id = $1").bind(from).bind(into).execute(&mut *tx).await?;
-    sqlx::query("UPDATE party SET merged_into = $2 WHERE merged_into = $1").bind(from).bind(into).execute(&mut *tx).await?;
+    sqlx::query("UPDATE source_record SET party_id = $2 WHERE party_id = $1")
+        .bind(from)
+        .bind(into)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE identity_group SET party_id = $2 WHERE party_id = $1")
+        .bind(from)
+        .bind(into)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE party SET merged_into = $2 WHERE merged_into = $1")
+        .bind(from)
+        .bind(into)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("UPDATE party SET status = 'MERGED', merged_into = $2, updated_at = now() WHERE party_id = $1")
         .bind(from)
         .bind(into)
@@ -367,10 +371,12 @@ pub async fn upsert_in(
 
     // Which party does the record belong to now?
     let group_party: Option<i64> = match &digest {
-        Some(d) => sqlx::query_scalar("SELECT party_id FROM identity_group WHERE identity_digest = $1")
-            .bind(d)
-            .fetch_optional(&mut *tx)
-            .await?,
+        Some(d) => {
+            sqlx::query_scalar("SELECT party_id FROM identity_group WHERE identity_digest = $1")
+                .bind(d)
+                .fetch_optional(&mut *tx)
+                .await?
+        }
         None => None,
     };
     let mut created = false;
@@ -460,7 +466,16 @@ pub async fn upsert_in(
             absorbed.push(old_number);
         } else {
             // The record no longer matches the rest of its customer: split it off.
-            history(tx, p, "UNMERGED", Some((&r.source_system, &r.source_customer_id)), None, Some(&json!({ "moved_to": target_number })), actor).await?;
+            history(
+                tx,
+                p,
+                "UNMERGED",
+                Some((&r.source_system, &r.source_customer_id)),
+                None,
+                Some(&json!({ "moved_to": target_number })),
+                actor,
+            )
+            .await?;
             outbox::enqueue(
                 tx,
                 EVENT_SOURCE,
@@ -479,7 +494,11 @@ pub async fn upsert_in(
                     tx,
                     EVENT_SOURCE,
                     &old_number,
-                    &pb::CustomerUpdated { customer_number: old_number.clone(), changed_attributes: changed, source: Some(source.clone()) },
+                    &pb::CustomerUpdated {
+                        customer_number: old_number.clone(),
+                        changed_attributes: changed,
+                        source: Some(source.clone()),
+                    },
                     actor,
                 )
                 .await?;
@@ -487,9 +506,11 @@ pub async fn upsert_in(
         }
     }
 
-    let before: Value = sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1").bind(target).fetch_one(&mut *tx).await?;
+    let before: Value =
+        sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1").bind(target).fetch_one(&mut *tx).await?;
     let changed = recompute(tx, trust, target).await?;
-    let after: Value = sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1").bind(target).fetch_one(&mut *tx).await?;
+    let after: Value =
+        sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1").bind(target).fetch_one(&mut *tx).await?;
     let src = Some((r.source_system.as_str(), r.source_customer_id.as_str()));
     if created {
         history(tx, target, "CREATED", src, None, Some(&after), actor).await?;
@@ -511,7 +532,11 @@ pub async fn upsert_in(
             tx,
             EVENT_SOURCE,
             &target_number,
-            &pb::CustomerUpdated { customer_number: target_number.clone(), changed_attributes: changed, source: Some(source) },
+            &pb::CustomerUpdated {
+                customer_number: target_number.clone(),
+                changed_attributes: changed,
+                source: Some(source),
+            },
             actor,
         )
         .await?;
@@ -655,11 +680,13 @@ pub async fn resolve_suspect(
     actor: Option<&str>,
 ) -> Result<String> {
     let mut tx = pool.begin().await?;
-    let row = sqlx::query("SELECT id_type, match_key, status, digest_a, digest_b FROM suspect_pair WHERE suspect_pair_id = $1")
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("suspect pair {id}")))?;
+    let row = sqlx::query(
+        "SELECT id_type, match_key, status, digest_a, digest_b FROM suspect_pair WHERE suspect_pair_id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("suspect pair {id}")))?;
     let (id_type, match_key, status): (String, String, String) =
         (row.try_get("id_type")?, row.try_get("match_key")?, row.try_get("status")?);
     advisory_lock(&mut tx, &lock_key(&id_type, &match_key)).await?;
@@ -673,12 +700,14 @@ pub async fn resolve_suspect(
     let pb_ = party_of(row.try_get("digest_b")?).fetch_one(&mut *tx).await?;
     let (survivor, absorbed) = if pa <= pb_ { (pa, pb_) } else { (pb_, pa) };
     let new_status = if same_party { "SAME_PARTY" } else { "DIFFERENT_PARTIES" };
-    sqlx::query("UPDATE suspect_pair SET status = $2, resolved_at = now(), resolved_by = $3 WHERE suspect_pair_id = $1")
-        .bind(id)
-        .bind(new_status)
-        .bind(actor)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "UPDATE suspect_pair SET status = $2, resolved_at = now(), resolved_by = $3 WHERE suspect_pair_id = $1",
+    )
+    .bind(id)
+    .bind(new_status)
+    .bind(actor)
+    .execute(&mut *tx)
+    .await?;
     let survivor_number = customer_number_of(&mut tx, survivor).await?;
     if same_party && survivor != absorbed {
         let absorbed_number = customer_number_of(&mut tx, absorbed).await?;
@@ -701,7 +730,11 @@ pub async fn resolve_suspect(
                 &mut tx,
                 EVENT_SOURCE,
                 &survivor_number,
-                &pb::CustomerUpdated { customer_number: survivor_number.clone(), changed_attributes: changed, source: None },
+                &pb::CustomerUpdated {
+                    customer_number: survivor_number.clone(),
+                    changed_attributes: changed,
+                    source: None,
+                },
                 actor,
             )
             .await?;

@@ -1,0 +1,32 @@
+//! The ECIF's business rules, pure and without I/O.
+//!
+//! A source record is validated (rejected when unusable, flagged when imperfect), keyed
+//! by the bank's identification rule (ID type + ID number + name, with 15-digit
+//! resident IDs matched as 18 and type "other" never merged), grouped with every record
+//! of the same key into one customer, and the customer's golden record is chosen
+//! attribute by attribute by source trust (survivorship).
+//!
+//! # Layout
+//! - [`id`]: ID types, ID number normalisation, GB 11643 resident IDs, dates, gender.
+//! - [`name`]: names in matching form.
+//! - [`record`]: source records, validation, data-quality flags.
+//! - [`identify`]: identity keys and the merge / suspect / unrelated decision.
+//! - [`survivorship`]: trust table and golden value choice.
+//! - [`customer_number`]: the bank customer number and its check digit.
+//! - [`mask`]: masking of ID and phone numbers.
+
+pub mod customer_number;
+pub mod id;
+pub mod identify;
+pub mod mask;
+pub mod name;
+pub mod record;
+pub mod survivorship;
+
+pub use customer_number::{customer_number, is_valid_customer_number};
+pub use id::{Date, Gender, IdType, match_key, normalize_id_number};
+pub use identify::{IdentityKey, Relation, relate};
+pub use mask::{mask_id_number, mask_phone};
+pub use name::normalize_name;
+pub use record::{PartyKind, QualityFlag, SourceRecord, ValidatedRecord, Violation, validate};
+pub use survivorship::{Attribute, Candidate, TrustTable, Winner, choose};
