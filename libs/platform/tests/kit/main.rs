@@ -3,6 +3,8 @@
 //! Tests marked `#[ignore]` disturb the shared broker (they restart it) and run alone,
 //! after the rest, through `cargo xtask test`.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 mod broker_restart;
 mod consumer;
 mod health;

@@ -329,7 +329,8 @@ mod tests {
 
     #[test]
     fn bad_contact_details_are_dropped_and_flagged() {
-        let table: [(Option<&str>, Option<&str>, Option<&str>, Vec<QualityFlag>, Option<&str>); 5] = [
+        type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, Vec<QualityFlag>, Option<&'a str>);
+        let table: [Case<'_>; 5] = [
             (Some("+86 138-0000-1111"), None, None, vec![], Some("13800001111")),
             (Some("12345"), None, None, vec![QualityFlag::PhoneInvalid], None),
             (Some("12800001111"), None, None, vec![QualityFlag::PhoneInvalid], None),

@@ -86,7 +86,7 @@ async fn a_steward_saying_same_party_merges_the_pair() {
     assert_eq!(via_old.source_keys.len(), 2);
     let merged: Vec<pb::CustomerMerged> = Events::of(&app.events.take(1).await);
     assert_eq!(merged.len(), 1);
-    assert_eq!(merged[0].absorbed_customer_numbers, [b.customer_number.clone()]);
+    assert_eq!(merged[0].absorbed_customer_numbers, std::slice::from_ref(&b.customer_number));
     assert_eq!(merged[0].reason, "STEWARD");
     let again = app
         .client
@@ -150,10 +150,10 @@ async fn a_source_edit_that_makes_two_customers_match_merges_them() {
     fixed.source_version = 2;
     let r = app.upsert(fixed).await.unwrap();
     assert_eq!(r.customer_number, a.customer_number);
-    assert_eq!(r.absorbed_customer_numbers, [b.customer_number.clone()]);
+    assert_eq!(r.absorbed_customer_numbers, std::slice::from_ref(&b.customer_number));
     let merged: Vec<pb::CustomerMerged> = Events::of(&app.events.take(1).await);
     assert_eq!(merged[0].surviving_customer_number, a.customer_number);
-    assert_eq!(merged[0].absorbed_customer_numbers, [b.customer_number.clone()]);
+    assert_eq!(merged[0].absorbed_customer_numbers, std::slice::from_ref(&b.customer_number));
     assert_eq!(app.customer(&b.customer_number).await.customer_number, a.customer_number);
     assert_eq!(app.count("SELECT count(*) FROM party_history WHERE change_kind IN ('MERGED', 'ABSORBED')").await, 2);
     app.stop().await;

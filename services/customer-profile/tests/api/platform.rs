@@ -85,7 +85,7 @@ async fn a_stop_signal_lets_an_in_flight_import_finish() {
     // Stop while the stream is still open …
     let stopping = {
         let stop = app.stop_handle();
-        tokio::spawn(async move { stop.await })
+        tokio::spawn(stop)
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     // … the call in flight still completes.
