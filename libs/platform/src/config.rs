@@ -146,6 +146,7 @@ impl<'a> Validator<'a> {
 
 /// The gRPC server.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GrpcSettings {
     /// Interface to bind; `0.0.0.0` in containers.
     pub host: String,
@@ -184,6 +185,7 @@ impl GrpcSettings {
 
 /// The service's own PostgreSQL database.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DatabaseSettings {
     /// `postgres://user:password@host:port/database`; a secret because it carries the password.
     pub url: SecretString,
@@ -212,6 +214,7 @@ impl DatabaseSettings {
 
 /// The RabbitMQ broker and this service's use of it.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MessagingSettings {
     /// `amqp://user:password@host:port/vhost`; a secret because it carries the password.
     pub url: SecretString,
@@ -257,6 +260,7 @@ pub enum LogFormat {
 
 /// Logs and traces.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TelemetrySettings {
     /// Human or JSON log lines.
     pub log_format: LogFormat,
@@ -289,6 +293,7 @@ impl TelemetrySettings {
 
 /// The sections every service has, validated together.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PlatformSettings {
     /// gRPC server.
     pub grpc: GrpcSettings,
@@ -367,6 +372,14 @@ mod tests {
         ]);
         let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
         assert!(s.validate("demo").unwrap_err().to_string().contains("database.url"));
+    }
+
+    #[test]
+    fn a_variable_the_service_does_not_read_is_an_error_naming_it() {
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__GRPC__PROT", "6000")]));
+        let err = load_from::<PlatformSettings>("demo", "", vars).unwrap_err().to_string();
+        assert!(err.contains("prot"), "{err}");
     }
 
     #[test]

@@ -36,6 +36,7 @@ attributes = { mobile_phone = 70 }
 
 /// Trust of one source system.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SourceTrust {
     /// Trust for every attribute not listed below.
     pub trust: i32,
@@ -47,6 +48,7 @@ pub struct SourceTrust {
 
 /// The `[customer]` section.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CustomerSettings {
     /// Trust of a source system that is not configured; records from it are accepted
     /// but lose every survivorship contest against configured sources.
@@ -86,6 +88,7 @@ impl CustomerSettings {
 
 /// Everything the service reads.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
     /// gRPC server.
     pub grpc: GrpcSettings,

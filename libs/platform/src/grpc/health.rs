@@ -9,6 +9,11 @@ use tonic_health::server::HealthReporter;
 
 use crate::messaging::Broker;
 
+/// Service name a liveness probe asks for: SERVING as long as the process runs and
+/// answers, whatever its dependencies do, so that a database outage takes replicas out
+/// of rotation (readiness) without restarting them all (liveness).
+pub const LIVENESS: &str = "liveness";
+
 /// Re-checks the database and the broker every `interval` and reports SERVING for the
 /// whole server ("") and for each of `services` only while both answer. Kubernetes
 /// readiness probes then take a replica out of rotation when it cannot do its work.
@@ -20,6 +25,7 @@ pub async fn monitor(
     interval: Duration,
     cancel: CancellationToken,
 ) {
+    reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
     let mut last: Option<bool> = None;
     loop {
         let check_timeout = interval.clamp(Duration::from_millis(200), Duration::from_secs(3));
