@@ -213,6 +213,47 @@ async fn throughput(n: i64, writers: i64) -> (f64, f64) {
     (drain_rate, write_rate)
 }
 
+/// The two halves alone: the relay draining committed events into a durable queue
+/// nobody consumes, then the consumer draining that queue.
+async fn halves(n: i64, writers: i64) -> (f64, f64) {
+    let mut p = pipeline().await;
+    let mut handles = Vec::new();
+    for w in 0..writers {
+        let pool = p.pool.clone();
+        handles.push(tokio::spawn(async move {
+            let mut i = w;
+            while i < n {
+                write_event(&pool, i).await;
+                i += writers;
+            }
+        }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+    let Some((relay, consumer)) = p.idle.take() else { return (0.0, 0.0) };
+    let start = Instant::now();
+    let relay_task = tokio::spawn(relay.run(p.cancel.clone()));
+    loop {
+        let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM crm_kit.outbox WHERE published_at IS NULL")
+            .fetch_one(&p.pool)
+            .await
+            .expect("count");
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let relay_rate = n as f64 / start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    p.tasks.push(relay_task);
+    p.tasks.push(tokio::spawn(consumer.run(p.cancel.clone())));
+    wait_for(&p, n as u64).await;
+    let consumer_rate = n as f64 / start.elapsed().as_secs_f64();
+    stop(p).await;
+    (relay_rate, consumer_rate)
+}
+
 /// Latency at a fixed rate.
 async fn latency_at(rate: u64, seconds: u64) -> (f64, f64, f64, f64) {
     let mut p = pipeline().await;
@@ -248,8 +289,11 @@ fn main() {
         let raw_windowed = raw_confirmed_publish(&broker, n, 500).await;
         let raw_single = raw_confirmed_publish(&broker, n / 10, 1).await;
         broker.close().await;
-        let (pipeline_rate, write_rate) = throughput(n, 8).await;
+        // Latency first: it is the most sensitive to the checkpoints that the heavy
+        // write phases below leave behind.
         let (offered, p50, p99, max) = latency_at(1000, 10).await;
+        let (pipeline_rate, write_rate) = throughput(n, 8).await;
+        let (relay_rate, consumer_rate) = halves(n, 8).await;
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
@@ -262,6 +306,8 @@ fn main() {
         println!("| raw lapin publish, confirms, 500 in flight (baseline) | {raw_windowed:.0} msg/s |");
         println!("| raw lapin publish, confirm awaited per message | {raw_single:.0} msg/s |");
         println!("| outbox → relay (confirms) → consumer (inbox), draining {n} committed events | {pipeline_rate:.0} events/s ({:.0} % of baseline) |", 100.0 * pipeline_rate / raw_windowed);
+        println!("| of which: relay alone (outbox → durable queue, confirms) | {relay_rate:.0} events/s |");
+        println!("| of which: consumer alone (queue → inbox + handler, one commit per batch) | {consumer_rate:.0} events/s |");
         println!("| writing: state change + outbox row, one transaction each, 8 writers | {write_rate:.0} tx/s |");
         println!("| latency at {offered:.0} events/s offered: p50 / p99 / max | {p50:.1} ms / {p99:.1} ms / {max:.1} ms |");
     });

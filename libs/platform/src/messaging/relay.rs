@@ -7,6 +7,7 @@
 //! per database publishes at a time (a PostgreSQL advisory lock elects it) and it
 //! publishes in `seq` order, stopping at the first unconfirmed row.
 
+use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use lapin::Channel;
@@ -24,6 +25,9 @@ use crate::error::PlatformError;
 /// Advisory lock key electing the one publishing relay per database.
 const LEADER_LOCK: i64 = 0x6372_6d5f_6f75_7462; // "crm_outb"
 const NOTIFY_CHANNEL: &str = "crm_kit_outbox";
+
+/// Published events awaiting the broker's confirmation: (seq, event id, confirmation).
+type InFlight = Vec<(i64, Uuid, lapin::PublisherConfirm)>;
 
 /// One pending outbox row.
 #[derive(Debug, Clone)]
@@ -53,11 +57,23 @@ impl OutboxRelay {
 
     /// Oldest unpublished rows, at most one batch.
     pub async fn fetch_pending(&self, conn: &mut PgConnection) -> Result<Vec<PendingEvent>, PlatformError> {
+        self.fetch_excluding(conn, &HashSet::new()).await
+    }
+
+    /// Oldest unpublished rows that are not already in flight, at most one batch. No
+    /// cursor: a transaction that took a lower sequence number may commit after a
+    /// higher one was published, and its row must still be found.
+    async fn fetch_excluding(
+        &self,
+        conn: &mut PgConnection,
+        in_flight: &HashSet<i64>,
+    ) -> Result<Vec<PendingEvent>, PlatformError> {
         let rows = sqlx::query(
             "SELECT seq, event_id, event_type, source, subject, payload, traceparent, tracestate, actor, occurred_at
-             FROM crm_kit.outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+             FROM crm_kit.outbox WHERE published_at IS NULL AND NOT (seq = ANY($2)) ORDER BY seq LIMIT $1",
         )
         .bind(self.batch_size)
+        .bind(in_flight.iter().copied().collect::<Vec<i64>>())
         .fetch_all(&mut *conn)
         .await?;
         rows.into_iter()
@@ -84,6 +100,12 @@ impl OutboxRelay {
     /// Publishes `events` in order on a confirm-mode channel and returns the sequence
     /// numbers the broker confirmed: a prefix of `events`, cut at the first nack.
     pub async fn publish(&self, channel: &Channel, events: &[PendingEvent]) -> Result<Vec<i64>, PlatformError> {
+        let in_flight = self.send(channel, events).await?;
+        Self::confirmed_prefix(in_flight).await
+    }
+
+    /// Publishes without waiting for the broker's confirmations.
+    async fn send(&self, channel: &Channel, events: &[PendingEvent]) -> Result<InFlight, PlatformError> {
         let mut confirms = Vec::with_capacity(events.len());
         for pending in events {
             let e = &pending.event;
@@ -98,6 +120,12 @@ impl OutboxRelay {
                 .await?;
             confirms.push((pending.seq, e.id, confirm));
         }
+        Ok(confirms)
+    }
+
+    /// Waits for the confirmations of a published batch: the confirmed sequence
+    /// numbers, a prefix cut at the first nack.
+    async fn confirmed_prefix(confirms: InFlight) -> Result<Vec<i64>, PlatformError> {
         let mut confirmed = Vec::with_capacity(confirms.len());
         for (seq, id, confirm) in confirms {
             let confirmation = confirm.await?;
@@ -156,6 +184,13 @@ impl OutboxRelay {
     }
 
     /// One leadership term: publish until cancelled or until something fails.
+    ///
+    /// Up to two batches are in flight: the next batch is published while the broker
+    /// still confirms the previous one, which keeps the broker busy and the latency of
+    /// a new event low. Batches are settled (confirmed, then marked) in order. If the
+    /// broker refuses a message, the term ends and the next one starts again from the
+    /// oldest unmarked row; events published after the refused one are then delivered
+    /// twice, and only in that case may a later event of a subject overtake its retry.
     async fn serve(&self, cancel: &CancellationToken) -> Result<(), PlatformError> {
         let Some(mut conn) = self.become_leader(cancel).await? else {
             return Ok(());
@@ -163,16 +198,44 @@ impl OutboxRelay {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(NOTIFY_CHANNEL).await?;
         let channel = self.broker.confirm_channel().await?;
+        let mut in_flight: VecDeque<(usize, InFlight)> = VecDeque::new();
+        let mut in_flight_seqs: HashSet<i64> = HashSet::new();
         loop {
-            while self.publish_batch(&mut conn, &channel).await? as i64 == self.batch_size {}
+            let stopping = cancel.is_cancelled();
+            let fetched = self.fetch_excluding(&mut conn, &in_flight_seqs).await?;
+            if !fetched.is_empty() {
+                in_flight_seqs.extend(fetched.iter().map(|e| e.seq));
+                in_flight.push_back((fetched.len(), self.send(&channel, &fetched).await?));
+            }
+            if in_flight.len() >= 2 || (fetched.is_empty() && !in_flight.is_empty()) {
+                if let Some((sent, confirms)) = in_flight.pop_front() {
+                    for (seq, _, _) in &confirms {
+                        in_flight_seqs.remove(seq);
+                    }
+                    let confirmed = Self::confirmed_prefix(confirms).await?;
+                    self.mark_published(&mut conn, &confirmed).await?;
+                    if confirmed.len() < sent {
+                        return Err(PlatformError::NotConfirmed(format!(
+                            "outbox row after seq {:?}",
+                            confirmed.last()
+                        )));
+                    }
+                }
+                continue;
+            }
+            if !fetched.is_empty() {
+                continue;
+            }
+            // Nothing fetched, nothing in flight.
+            if stopping {
+                break;
+            }
             tokio::select! {
-                _ = cancel.cancelled() => break,
+                _ = cancel.cancelled() => {}
                 n = listener.recv() => { n?; }
                 _ = tokio::time::sleep(self.poll) => {}
             }
         }
-        // One last round so that events committed by the final calls are not left behind.
-        self.publish_batch(&mut conn, &channel).await?;
         let _ = channel.close(200, "shutdown".into()).await;
         let _ = conn.close().await;
         Ok(())

@@ -136,3 +136,26 @@ async fn a_relay_killed_between_publish_and_mark_publishes_again_and_the_consume
     let remaining = drain(&declare, &kit.consumer_config(3).name).await;
     assert!(remaining.is_empty(), "both copies were consumed and acknowledged");
 }
+
+#[tokio::test]
+async fn an_event_committed_after_a_later_numbered_one_is_still_published() {
+    let kit = Kit::new().await;
+    let (probe, queue) = kit.probe().await;
+    let cancel = CancellationToken::new();
+    let relay = tokio::spawn(kit.relay().run(cancel.clone()));
+
+    // A takes the lower sequence number but commits last.
+    let mut slow = kit.pool.begin().await.unwrap();
+    let money = crm_proto::crm::common::v1::Money { amount_minor: 1, currency_code: "CNY".into() };
+    crm_platform::messaging::enqueue(&mut slow, "crm/kit-test", "acct-a", &money, None).await.unwrap();
+    kit.record_movement("acct-b", 2, true).await;
+    assert_eq!(collect(&probe, &queue, 1).await.len(), 1, "the committed event is published");
+
+    slow.commit().await.unwrap();
+    let late = collect(&probe, &queue, 1).await;
+    cancel.cancel();
+    relay.await.unwrap();
+    assert_eq!(late.len(), 1, "the late committer's event is published too");
+    let subject = late[0].delivery.properties.headers().clone().unwrap();
+    assert_eq!(header_str(&subject, "cloudEvents:subject"), Some("acct-a"));
+}
