@@ -57,18 +57,44 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
 }
 
-fn env_for(service: &str, port: u16) -> Vec<(String, String)> {
+/// Settings that are secrets in production and that `up` generates once per checkout
+/// (kept in `.dev/`, which git ignores), so that data written in one session can be
+/// read in the next.
+const DEV_SECRETS: [(&str, &str); 1] = [("customer-profile", "customer.pii_key")];
+
+fn dev_secret(service: &str, key: &str) -> Result<String, String> {
+    let dir = workspace_root().join(".dev");
+    let path = dir.join(format!("{service}.{key}"));
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().to_string());
+    }
+    let mut bytes = [0u8; 32];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    std::fs::write(&path, &hex).map_err(|e| e.to_string())?;
+    Ok(hex)
+}
+
+fn env_for(service: &str, port: u16) -> Result<Vec<(String, String)>, String> {
     let prefix = crm_platform::config::env_prefix(service);
     let db = format!("crm_{}", service.replace('-', "_"));
     let pg = std::env::var("CRM_DEV_DATABASE_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let amqp = std::env::var("CRM_DEV_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    vec![
+    let mut env = vec![
         (format!("{prefix}__DATABASE__URL"), format!("{pg}/{db}")),
         (format!("{prefix}__DATABASE__CREATE_IF_MISSING"), "true".into()),
         (format!("{prefix}__MESSAGING__URL"), amqp),
         (format!("{prefix}__GRPC__HOST"), "127.0.0.1".into()),
         (format!("{prefix}__GRPC__PORT"), port.to_string()),
-    ]
+    ];
+    for (_, key) in DEV_SECRETS.iter().filter(|(s, _)| *s == service) {
+        env.push((crm_platform::config::env_var_for(service, key), dev_secret(service, key)?));
+    }
+    Ok(env)
 }
 
 async fn up() -> Result<(), String> {
@@ -84,7 +110,7 @@ async fn up() -> Result<(), String> {
     for (i, service) in services.iter().enumerate() {
         let port = port_of(service, i);
         let child = Command::new(bin_dir.join(service))
-            .envs(env_for(service, port))
+            .envs(env_for(service, port)?)
             .stdin(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start {service}: {e}"))?;

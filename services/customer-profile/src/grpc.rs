@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::domain::{self, Date, Gender, IdType, PartyKind, TrustTable, ValidatedRecord, mask_id_number, mask_phone};
 use crate::error::Error;
+use crate::pii::PiiCipher;
 use crate::store::{self, StoredCustomer};
 
 /// Default and maximum page sizes of list RPCs.
@@ -25,12 +26,28 @@ const MAX_PAGE: i64 = 500;
 pub struct CustomerApi {
     pool: PgPool,
     trust: Arc<TrustTable>,
+    pii: Arc<PiiCipher>,
 }
 
 impl CustomerApi {
-    /// A service over the database in `pool` with the configured source trust.
-    pub fn new(pool: PgPool, trust: TrustTable) -> Self {
-        Self { pool, trust: Arc::new(trust) }
+    /// A service over the database in `pool` with the configured source trust and PII key.
+    pub fn new(pool: PgPool, trust: TrustTable, pii: PiiCipher) -> Self {
+        Self { pool, trust: Arc::new(trust), pii: Arc::new(pii) }
+    }
+
+    /// Decrypts a stored ID or phone number for display, masked. A value that does not
+    /// decrypt (wrong key) is shown as fully masked rather than failing the read.
+    fn reveal_masked(&self, field: &str, stored: &str, mask: fn(&str) -> String) -> String {
+        if stored.is_empty() {
+            return String::new();
+        }
+        match self.pii.decrypt(field, stored) {
+            Ok(plain) => mask(&plain),
+            Err(e) => {
+                tracing::error!(field, error = %e, "stored value does not decrypt with the configured key");
+                "*".repeat(8)
+            }
+        }
     }
 }
 
@@ -165,7 +182,7 @@ fn micros_timestamp(micros: i64) -> Timestamp {
     Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1000) as i32 }
 }
 
-fn customer_to_pb(c: StoredCustomer) -> pb::Customer {
+fn customer_to_pb(api: &CustomerApi, c: StoredCustomer) -> pb::Customer {
     let get = |k: &str| c.golden.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let birth_date = c
         .golden
@@ -192,17 +209,18 @@ fn customer_to_pb(c: StoredCustomer) -> pb::Customer {
             update_time: l.get("updated_at").and_then(Value::as_i64).map(micros_timestamp),
         })
         .collect();
-    let phone = get("mobile_phone");
+    let phone = api.reveal_masked("mobile_phone", &get("mobile_phone"), mask_phone);
+    let id_number = api.reveal_masked("id_number", &get("id_number"), mask_id_number);
     pb::Customer {
         customer_number: c.customer_number.clone(),
         party_kind: if c.party_kind == "CORPORATE" { pb::PartyKind::Corporate } else { pb::PartyKind::Personal } as i32,
         name: get("name"),
         id_type: id_type_to_pb(&get("id_type")) as i32,
-        id_number: mask_id_number(&get("id_number")),
+        id_number,
         gender: gender as i32,
         birth_date,
         nationality: get("nationality"),
-        mobile_phone: if phone.is_empty() { phone } else { mask_phone(&phone) },
+        mobile_phone: phone,
         email: get("email"),
         address: get("address"),
         occupation: get("occupation"),
@@ -239,7 +257,8 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
     ) -> Result<Response<pb::UpsertSourceRecordResponse>, Status> {
         let actor = actor(&request);
         let validated = validate_record(request.into_inner().record, today()).map_err(Error::Invalid)?;
-        let result = store::upsert_source_record(&self.pool, &self.trust, &validated, actor.as_deref()).await?;
+        let result =
+            store::upsert_source_record(&self.pool, &self.trust, &self.pii, &validated, actor.as_deref()).await?;
         tracing::info!(customer_number = %result.customer_number, outcome = ?result.outcome, "source record upserted");
         Ok(Response::new(upsert_response(result)))
     }
@@ -274,7 +293,9 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                     }
                 }
                 Ok(validated) => {
-                    let r = store::upsert_source_record(&self.pool, &self.trust, &validated, actor.as_deref()).await?;
+                    let r =
+                        store::upsert_source_record(&self.pool, &self.trust, &self.pii, &validated, actor.as_deref())
+                            .await?;
                     response.accepted_count += 1;
                     pb::ImportOutcome {
                         index,
@@ -312,7 +333,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                 return Err(Error::Invalid(v).into());
             }
         };
-        Ok(Response::new(pb::GetCustomerResponse { customer: Some(customer_to_pb(customer)) }))
+        Ok(Response::new(pb::GetCustomerResponse { customer: Some(customer_to_pb(self, customer)) }))
     }
 
     async fn list_suspect_pairs(
@@ -347,7 +368,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                 customer_number_a: s.customer_a,
                 customer_number_b: s.customer_b,
                 id_type: id_type_to_pb(&s.id_type) as i32,
-                id_number: mask_id_number(&s.match_key),
+                id_number: self.reveal_masked("id_number", &s.id_number, mask_id_number),
                 name_a: s.name_a,
                 name_b: s.name_b,
                 create_time: Some(timestamp(s.created_at)),

@@ -9,6 +9,7 @@
 //! - [`store`]: all SQL: identity groups, parties, source records, suspects, history,
 //!   and the outbox events written in the same transactions.
 //! - [`grpc`]: `crm.customer.v1.CustomerService`, proto ↔ domain.
+//! - [`pii`]: encryption at rest and blind indexes for ID and phone numbers.
 //! - [`sample`]: seeded synthetic source records (sample data, benchmarks).
 //! - [`settings`]: configuration, including source systems and their trust.
 //! - [`error`]: the crate's error enum and its gRPC mapping.
@@ -16,6 +17,7 @@
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod pii;
 pub mod sample;
 pub mod settings;
 pub mod store;
@@ -45,8 +47,16 @@ impl Application {
     /// Connects, migrates and binds, ready to serve.
     pub async fn build(settings: Settings) -> Result<Self, crm_platform::PlatformError> {
         let trust = settings.customer.trust_table();
+        // Validated with the settings already; a bad key cannot reach this point.
+        let pii = settings.customer.pii_cipher().map_err(|e| {
+            crm_platform::PlatformError::Config(crm_platform::config::ConfigError::Invalid {
+                key: "customer.pii_key".into(),
+                env: crm_platform::config::env_var_for(settings::SERVICE, "customer.pii_key"),
+                reason: e.to_string(),
+            })
+        })?;
         let runtime = ServiceRuntime::build(settings::SERVICE, settings.platform(), &MIGRATOR).await?;
-        let api = grpc::CustomerApi::new(runtime.pool.clone(), trust);
+        let api = grpc::CustomerApi::new(runtime.pool.clone(), trust, pii);
         Ok(Self { runtime, api })
     }
 

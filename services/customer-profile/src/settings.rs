@@ -50,6 +50,9 @@ pub struct SourceTrust {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CustomerSettings {
+    /// Master key (64 hex digits) for encrypting ID and phone numbers at rest and for
+    /// their blind indexes. No default: it comes from a secret.
+    pub pii_key: secrecy::SecretString,
     /// Trust of a source system that is not configured; records from it are accepted
     /// but lose every survivorship contest against configured sources.
     pub default_trust: i32,
@@ -72,7 +75,14 @@ impl CustomerSettings {
         table
     }
 
+    /// The cipher for ID and phone numbers.
+    pub fn pii_cipher(&self) -> Result<crate::pii::PiiCipher, crate::pii::PiiError> {
+        use secrecy::ExposeSecret;
+        crate::pii::PiiCipher::from_hex(self.pii_key.expose_secret())
+    }
+
     fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
+        v.check(self.pii_cipher().is_ok(), "customer.pii_key", "must be 64 hexadecimal digits (32 bytes)")?;
         for (system, source) in &self.sources {
             for key in source.attributes.keys() {
                 v.check(

@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{Attribute, Candidate, IdentityKey, TrustTable, ValidatedRecord, choose, customer_number};
 use crate::error::{Error, Result};
+use crate::pii::PiiCipher;
 
 /// Source of this service's events.
 pub const EVENT_SOURCE: &str = "crm/customer-profile";
@@ -61,8 +62,8 @@ pub struct StoredSuspect {
     pub customer_b: String,
     /// ID type code.
     pub id_type: String,
-    /// The shared ID number (match form).
-    pub match_key: String,
+    /// The shared ID number, as stored (encrypted) in side A's golden record.
+    pub id_number: String,
     /// Side A's golden name.
     pub name_a: String,
     /// Side B's golden name.
@@ -71,12 +72,25 @@ pub struct StoredSuspect {
     pub created_at: OffsetDateTime,
 }
 
-fn attributes_json(v: &ValidatedRecord) -> Value {
+/// Blind index domain of ID numbers (matching form).
+pub const ID_INDEX: &str = "id";
+/// Blind index domain of mobile phones (normalised form).
+pub const PHONE_INDEX: &str = "phone";
+
+/// How a record is identified in the database: the blind index of its ID number and
+/// the identity digest built on it, so that no table holds an ID number in clear.
+fn stored_identity(pii: &PiiCipher, key: &IdentityKey) -> (String, String) {
+    let blind = pii.blind_index(ID_INDEX, &key.match_key);
+    let digest = format!("{}|{}|{}", key.id_type.code(), blind, key.name_key);
+    (blind, digest)
+}
+
+fn attributes_json(pii: &PiiCipher, v: &ValidatedRecord) -> Value {
     let r = &v.record;
     let mut m = Map::new();
     m.insert("party_kind".into(), json!(party_kind_code(r.party_kind)));
     m.insert("id_type".into(), json!(r.id_type.code()));
-    m.insert(Attribute::IdNumber.code().into(), json!(r.id_number));
+    m.insert(Attribute::IdNumber.code().into(), json!(pii.encrypt(Attribute::IdNumber.code(), &r.id_number)));
     m.insert(Attribute::Name.code().into(), json!(r.name));
     let opt = |m: &mut Map<String, Value>, a: Attribute, v: Option<String>| {
         if let Some(v) = v {
@@ -86,7 +100,7 @@ fn attributes_json(v: &ValidatedRecord) -> Value {
     opt(&mut m, Attribute::Gender, r.gender.map(|g| g.code().to_string()));
     opt(&mut m, Attribute::BirthDate, r.birth_date.map(|d| d.to_iso()));
     opt(&mut m, Attribute::Nationality, r.nationality.clone());
-    opt(&mut m, Attribute::MobilePhone, r.mobile_phone.clone());
+    opt(&mut m, Attribute::MobilePhone, r.mobile_phone.as_ref().map(|p| pii.encrypt(Attribute::MobilePhone.code(), p)));
     opt(&mut m, Attribute::Email, r.email.clone());
     opt(&mut m, Attribute::Address, r.address.clone());
     opt(&mut m, Attribute::Occupation, r.occupation.clone());
@@ -294,11 +308,12 @@ fn source_key(v: &ValidatedRecord) -> pb::SourceKey {
 pub async fn upsert_source_record(
     pool: &PgPool,
     trust: &TrustTable,
+    pii: &PiiCipher,
     v: &ValidatedRecord,
     actor: Option<&str>,
 ) -> Result<UpsertResult> {
     let mut tx = pool.begin().await?;
-    let result = upsert_in(&mut tx, trust, v, actor).await?;
+    let result = upsert_in(&mut tx, trust, pii, v, actor).await?;
     tx.commit().await?;
     Ok(result)
 }
@@ -307,6 +322,7 @@ pub async fn upsert_source_record(
 pub async fn upsert_in(
     tx: &mut PgConnection,
     trust: &TrustTable,
+    pii: &PiiCipher,
     v: &ValidatedRecord,
     actor: Option<&str>,
 ) -> Result<UpsertResult> {
@@ -345,12 +361,15 @@ pub async fn upsert_in(
     }
 
     let key = IdentityKey::of(v);
-    let digest = key.as_ref().map(IdentityKey::digest);
+    let (blind, digest) = match key.as_ref().map(|k| stored_identity(pii, k)) {
+        Some((blind, digest)) => (Some(blind), Some(digest)),
+        None => (None, None),
+    };
     let id_type = r.id_type.code();
     // Lock every identity this change touches, in a fixed order.
     let mut locks = BTreeSet::new();
-    if let Some(k) = &key {
-        locks.insert(lock_key(id_type, &k.match_key));
+    if let Some(b) = &blind {
+        locks.insert(lock_key(id_type, b));
     }
     if let Some(e) = &existing
         && let Some(mk) = &e.match_key
@@ -389,29 +408,30 @@ pub async fn upsert_in(
             new_party(tx, kind).await?.0
         }
     };
-    if let (Some(d), Some(k), None) = (&digest, &key, group_party) {
+    if let (Some(d), Some(k), Some(b), None) = (&digest, &key, &blind, group_party) {
         sqlx::query(
             "INSERT INTO identity_group (identity_digest, id_type, match_key, name_key, party_id) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(d)
         .bind(id_type)
-        .bind(&k.match_key)
+        .bind(b)
         .bind(&k.name_key)
         .bind(target)
         .execute(&mut *tx)
         .await?;
     }
 
-    let attributes = attributes_json(v);
+    let attributes = attributes_json(pii, v);
+    let phone_index = r.mobile_phone.as_ref().map(|p| pii.blind_index(PHONE_INDEX, p));
     sqlx::query(
         "INSERT INTO source_record (source_system, source_customer_id, source_version, party_id, identity_digest,
-                                    id_type, match_key, attributes, quality_flags)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                    id_type, match_key, attributes, quality_flags, phone_index)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          ON CONFLICT (source_system, source_customer_id) DO UPDATE SET
              source_version = EXCLUDED.source_version, party_id = EXCLUDED.party_id,
              identity_digest = EXCLUDED.identity_digest, id_type = EXCLUDED.id_type,
              match_key = EXCLUDED.match_key, attributes = EXCLUDED.attributes,
-             quality_flags = EXCLUDED.quality_flags, updated_at = now()",
+             quality_flags = EXCLUDED.quality_flags, phone_index = EXCLUDED.phone_index, updated_at = now()",
     )
     .bind(&r.source_system)
     .bind(&r.source_customer_id)
@@ -419,9 +439,10 @@ pub async fn upsert_in(
     .bind(target)
     .bind(&digest)
     .bind(id_type)
-    .bind(key.as_ref().map(|k| k.match_key.as_str()))
+    .bind(&blind)
     .bind(&attributes)
     .bind(&flags)
+    .bind(&phone_index)
     .execute(&mut *tx)
     .await?;
 
@@ -542,8 +563,8 @@ pub async fn upsert_in(
         .await?;
     }
 
-    if let (Some(d), Some(k)) = (&digest, &key) {
-        record_suspects(tx, d, id_type, &k.match_key).await?;
+    if let (Some(d), Some(b)) = (&digest, &blind) {
+        record_suspects(tx, d, id_type, b).await?;
     }
 
     Ok(UpsertResult {
@@ -639,9 +660,10 @@ pub async fn customer_by_source(pool: &PgPool, system: &str, id: &str) -> Result
 /// since become one customer.
 pub async fn open_suspects(pool: &PgPool, after_id: i64, limit: i64) -> Result<Vec<StoredSuspect>> {
     let rows = sqlx::query(
-        "SELECT s.suspect_pair_id, s.id_type, s.match_key, s.created_at,
+        "SELECT s.suspect_pair_id, s.id_type, s.created_at,
                 pa.customer_number AS customer_a, pb.customer_number AS customer_b,
-                COALESCE(pa.golden->>'name', '') AS name_a, COALESCE(pb.golden->>'name', '') AS name_b
+                COALESCE(pa.golden->>'name', '') AS name_a, COALESCE(pb.golden->>'name', '') AS name_b,
+                COALESCE(pa.golden->>'id_number', '') AS id_number
          FROM suspect_pair s
          JOIN identity_group ga ON ga.identity_digest = s.digest_a
          JOIN identity_group gb ON gb.identity_digest = s.digest_b
@@ -661,7 +683,7 @@ pub async fn open_suspects(pool: &PgPool, after_id: i64, limit: i64) -> Result<V
                 customer_a: r.try_get("customer_a")?,
                 customer_b: r.try_get("customer_b")?,
                 id_type: r.try_get("id_type")?,
-                match_key: r.try_get("match_key")?,
+                id_number: r.try_get("id_number")?,
                 name_a: r.try_get("name_a")?,
                 name_b: r.try_get("name_b")?,
                 created_at: r.try_get("created_at")?,

@@ -40,7 +40,7 @@ pub struct TestApp {
 pub async fn spawn_app() -> TestApp {
     spans();
     let env = TestEnv::new("customer-profile").await;
-    let settings = Settings::load_from(env.vars(&[])).expect("settings");
+    let settings = Settings::load_from(env.vars(&[("customer.pii_key", PII_KEY)])).expect("settings");
     let app = Application::build(settings).await.expect("build");
     let pool = app.pool();
     let port = app.port();
@@ -201,6 +201,9 @@ pub fn person(system: &str, id: &str, id_number: &str, name: &str) -> pb::Source
         occupation: String::new(),
     }
 }
+
+/// The tests' PII master key.
+pub const PII_KEY: &str = "8f2c0b5e3a7d41c69e0f1b2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
 
 /// A well-known valid 18-digit resident ID and its 15-digit form.
 pub const ID18: &str = "11010519491231002X";

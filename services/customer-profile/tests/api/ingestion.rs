@@ -137,3 +137,44 @@ async fn a_customer_is_found_by_any_of_its_source_keys() {
     assert_eq!(empty.code(), Code::InvalidArgument);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn id_and_phone_numbers_are_never_stored_in_clear() {
+    let mut app = spawn_app().await;
+    let mut a = person("CORE", "C-1", ID18, "张伟");
+    a.mobile_phone = "13800001111".into();
+    app.upsert(a).await.unwrap();
+    app.upsert(person("CARDS", "K-1", ID18, "张玮")).await.unwrap(); // a suspect pair too
+    let dump: Vec<String> = sqlx::query_scalar(
+        "SELECT t::text FROM (
+             SELECT to_jsonb(s) AS t FROM source_record s
+             UNION ALL SELECT to_jsonb(p) FROM party p
+             UNION ALL SELECT to_jsonb(g) FROM identity_group g
+             UNION ALL SELECT to_jsonb(x) FROM suspect_pair x
+             UNION ALL SELECT to_jsonb(h) FROM party_history h) rows",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(dump.len() >= 6);
+    for row in &dump {
+        assert!(!row.contains("491231002"), "ID number in clear: {row}");
+        assert!(!row.contains("13800001111"), "phone number in clear: {row}");
+    }
+    // Still readable through the API, masked.
+    let c = app
+        .client
+        .get_customer(pb::GetCustomerRequest {
+            lookup: Some(pb::get_customer_request::Lookup::SourceKey(pb::SourceKey {
+                source_system: "CORE".into(),
+                source_customer_id: "C-1".into(),
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .customer
+        .unwrap();
+    assert_eq!((c.id_number.as_str(), c.mobile_phone.as_str()), ("110105********002X", "138****1111"));
+    app.stop().await;
+}
