@@ -236,6 +236,38 @@ fn customer_to_pb(api: &CustomerApi, c: StoredCustomer) -> pb::Customer {
     }
 }
 
+/// Page size from a request: 0 → default, capped at the maximum.
+fn page_size(requested: i32, v: &mut FieldViolations) -> i64 {
+    if requested < 0 {
+        v.add("page_size", "must not be negative");
+    }
+    if requested <= 0 { DEFAULT_PAGE } else { i64::from(requested).min(MAX_PAGE) }
+}
+
+/// The position a page token stands for (0 for the first page).
+fn page_position(token: &str, v: &mut FieldViolations) -> i64 {
+    if token.is_empty() {
+        return 0;
+    }
+    token.parse::<i64>().ok().filter(|p| *p > 0).unwrap_or_else(|| {
+        v.add("page_token", "is not a token this service issued");
+        0
+    })
+}
+
+/// Customer numbers of a batch request: 1 to 1000, each well-formed.
+fn customer_numbers(numbers: &[String], v: &mut FieldViolations) -> Vec<String> {
+    if numbers.is_empty() || numbers.len() > 1000 {
+        v.add("customer_numbers", "give between 1 and 1000 customer numbers");
+    }
+    for (i, n) in numbers.iter().enumerate() {
+        if !domain::is_valid_customer_number(n.trim()) {
+            v.add(format!("customer_numbers[{i}]"), "is not a valid customer number");
+        }
+    }
+    numbers.iter().map(|n| n.trim().to_string()).collect()
+}
+
 fn actor<T>(request: &Request<T>) -> Option<String> {
     request.metadata().get("x-crm-actor").and_then(|v| v.to_str().ok()).map(str::to_string)
 }
@@ -251,6 +283,157 @@ fn upsert_response(r: store::UpsertResult) -> pb::UpsertSourceRecordResponse {
 
 #[tonic::async_trait]
 impl pb::customer_service_server::CustomerService for CustomerApi {
+    async fn search_customers(
+        &self,
+        request: Request<pb::SearchCustomersRequest>,
+    ) -> Result<Response<pb::SearchCustomersResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        let size = page_size(r.page_size, &mut v);
+        let after = page_position(&r.page_token, &mut v);
+        let text = |s: &str| non_empty(s).map(|s| s.to_lowercase());
+        let mut criteria = store::SearchCriteria {
+            name_prefix: text(&r.name_prefix),
+            name_contains: text(&r.name_contains),
+            home_org_id: non_empty(&r.home_org_id),
+            rm_id: non_empty(&r.rm_id),
+            ..Default::default()
+        };
+        if let Some(id) = non_empty(&r.id_number) {
+            // The same number under any type: as its resident-ID matching form (15 → 18)
+            // and as it is.
+            let forms: std::collections::BTreeSet<String> =
+                [store::search_form(IdType::ResidentId, &id), store::search_form(IdType::Passport, &id)].into();
+            criteria.id_indexes = Some(forms.iter().map(|f| self.pii.blind_index(store::ID_INDEX, f)).collect());
+        }
+        if let Some(phone) = non_empty(&r.mobile_phone) {
+            match domain::record::normalize_mobile_phone(&phone) {
+                Some(p) => criteria.phone_index = Some(self.pii.blind_index(store::PHONE_INDEX, &p)),
+                None => {
+                    v.add("mobile_phone", "is not a mobile phone number");
+                }
+            }
+        }
+        let any = criteria.id_indexes.is_some()
+            || criteria.phone_index.is_some()
+            || criteria.name_prefix.is_some()
+            || criteria.name_contains.is_some()
+            || criteria.home_org_id.is_some()
+            || criteria.rm_id.is_some();
+        if !any && v.is_empty() {
+            v.add(
+                "criteria",
+                "give at least one of id_number, mobile_phone, name_prefix, name_contains, home_org_id, rm_id",
+            );
+        }
+        v.clone().into_result().map_err(Error::Invalid)?;
+        let rows = store::search(&self.pool, &criteria, after, size).await?;
+        let next = if rows.len() as i64 == size {
+            rows.last().map(|c| c.party_id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let customers = rows
+            .into_iter()
+            .map(|c| {
+                let get = |k: &str| c.golden.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+                pb::CustomerSummary {
+                    customer_number: c.customer_number.clone(),
+                    party_kind: if c.party_kind == "CORPORATE" {
+                        pb::PartyKind::Corporate
+                    } else {
+                        pb::PartyKind::Personal
+                    } as i32,
+                    name: get("name"),
+                    id_type: id_type_to_pb(&get("id_type")) as i32,
+                    id_number: self.reveal_masked("id_number", &get("id_number"), mask_id_number),
+                    mobile_phone: self.reveal_masked("mobile_phone", &get("mobile_phone"), mask_phone),
+                    home_org_id: c.home_org_id.unwrap_or_default(),
+                    primary_rm_id: c.primary_rm_id.unwrap_or_default(),
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::SearchCustomersResponse { customers, next_page_token: next }))
+    }
+
+    async fn assign_customers(
+        &self,
+        request: Request<pb::AssignCustomersRequest>,
+    ) -> Result<Response<pb::AssignCustomersResponse>, Status> {
+        let actor = actor(&request);
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        let numbers = customer_numbers(&r.customer_numbers, &mut v);
+        let related: Vec<String> = r.related_rm_ids.iter().filter_map(|s| non_empty(s)).collect();
+        let change = store::AssignmentChange::Assign {
+            home_org_id: non_empty(&r.home_org_id),
+            primary_rm_id: non_empty(&r.primary_rm_id),
+            related_rm_ids: (!related.is_empty()).then_some(related),
+        };
+        if let store::AssignmentChange::Assign { home_org_id: None, primary_rm_id: None, related_rm_ids: None } = change
+        {
+            v.add("home_org_id", "give a home org, a primary RM or related RMs to assign");
+        }
+        v.into_result().map_err(Error::Invalid)?;
+        let rows = store::change_assignments(&self.pool, &numbers, &change, r.reason.trim(), actor.as_deref()).await?;
+        Ok(Response::new(pb::AssignCustomersResponse {
+            assignments: rows.iter().map(store::assignment_to_pb).collect(),
+        }))
+    }
+
+    async fn recall_customers(
+        &self,
+        request: Request<pb::RecallCustomersRequest>,
+    ) -> Result<Response<pb::RecallCustomersResponse>, Status> {
+        let actor = actor(&request);
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        let numbers = customer_numbers(&r.customer_numbers, &mut v);
+        v.into_result().map_err(Error::Invalid)?;
+        let rows = store::change_assignments(
+            &self.pool,
+            &numbers,
+            &store::AssignmentChange::Recall,
+            r.reason.trim(),
+            actor.as_deref(),
+        )
+        .await?;
+        Ok(Response::new(pb::RecallCustomersResponse {
+            assignments: rows.iter().map(store::assignment_to_pb).collect(),
+        }))
+    }
+
+    async fn list_assignment_history(
+        &self,
+        request: Request<pb::ListAssignmentHistoryRequest>,
+    ) -> Result<Response<pb::ListAssignmentHistoryResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        let size = page_size(r.page_size, &mut v);
+        let before = page_position(&r.page_token, &mut v);
+        if r.customer_number.trim().is_empty() {
+            v.add("customer_number", "is required");
+        }
+        v.into_result().map_err(Error::Invalid)?;
+        let rows = store::assignment_history(&self.pool, r.customer_number.trim(), before, size).await?;
+        let next = if rows.len() as i64 == size {
+            rows.last().map(|h| h.id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let changes = rows
+            .into_iter()
+            .map(|h| pb::AssignmentChange {
+                action: store::assignment_action(&h.action) as i32,
+                change_time: h.assignment.updated_at.map(timestamp),
+                assignment: Some(store::assignment_to_pb(&h.assignment)),
+                actor: h.actor.unwrap_or_default(),
+                reason: h.reason.unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListAssignmentHistoryResponse { changes, next_page_token: next }))
+    }
+
     async fn upsert_source_record(
         &self,
         request: Request<pb::UpsertSourceRecordRequest>,

@@ -77,6 +77,12 @@ pub const ID_INDEX: &str = "id";
 /// Blind index domain of mobile phones (normalised form).
 pub const PHONE_INDEX: &str = "phone";
 
+/// The form an ID number is searched by: its matching form, or for type "other"
+/// (which has none, as it is never merged) its normalised form.
+pub fn search_form(id_type: crate::domain::IdType, raw: &str) -> String {
+    crate::domain::match_key(id_type, raw).unwrap_or_else(|| crate::domain::normalize_id_number(raw))
+}
+
 /// How a record is identified in the database: the blind index of its ID number and
 /// the identity digest built on it, so that no table holds an ID number in clear.
 fn stored_identity(pii: &PiiCipher, key: &IdentityKey) -> (String, String) {
@@ -272,6 +278,16 @@ async fn recompute(tx: &mut PgConnection, trust: &TrustTable, party_id: i64) -> 
 /// Absorbs party `from` into `into`: its records and identity groups move, it is
 /// marked MERGED and remembers its survivor.
 async fn absorb(tx: &mut PgConnection, from: i64, into: i64, actor: Option<&str>) -> Result<()> {
+    // The survivor keeps its own assignment; it inherits the absorbed one's if it had none.
+    sqlx::query(
+        "INSERT INTO party_assignment (party_id, home_org_id, primary_rm_id, related_rm_ids)
+         SELECT $2, home_org_id, primary_rm_id, related_rm_ids FROM party_assignment WHERE party_id = $1
+         ON CONFLICT (party_id) DO NOTHING",
+    )
+    .bind(from)
+    .bind(into)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("UPDATE source_record SET party_id = $2 WHERE party_id = $1")
         .bind(from)
         .bind(into)
@@ -423,15 +439,17 @@ pub async fn upsert_in(
 
     let attributes = attributes_json(pii, v);
     let phone_index = r.mobile_phone.as_ref().map(|p| pii.blind_index(PHONE_INDEX, p));
+    let id_index = pii.blind_index(ID_INDEX, &search_form(r.id_type, &r.id_number));
     sqlx::query(
         "INSERT INTO source_record (source_system, source_customer_id, source_version, party_id, identity_digest,
-                                    id_type, match_key, attributes, quality_flags, phone_index)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                    id_type, match_key, attributes, quality_flags, phone_index, id_index)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
          ON CONFLICT (source_system, source_customer_id) DO UPDATE SET
              source_version = EXCLUDED.source_version, party_id = EXCLUDED.party_id,
              identity_digest = EXCLUDED.identity_digest, id_type = EXCLUDED.id_type,
              match_key = EXCLUDED.match_key, attributes = EXCLUDED.attributes,
-             quality_flags = EXCLUDED.quality_flags, phone_index = EXCLUDED.phone_index, updated_at = now()",
+             quality_flags = EXCLUDED.quality_flags, phone_index = EXCLUDED.phone_index,
+             id_index = EXCLUDED.id_index, updated_at = now()",
     )
     .bind(&r.source_system)
     .bind(&r.source_customer_id)
@@ -443,6 +461,7 @@ pub async fn upsert_in(
     .bind(&attributes)
     .bind(&flags)
     .bind(&phone_index)
+    .bind(&id_index)
     .execute(&mut *tx)
     .await?;
 
@@ -789,6 +808,283 @@ pub async fn party_history(pool: &PgPool, number: &str, limit: i64) -> Result<Ve
             m.insert("actor".into(), json!(r.try_get::<Option<String>, _>("actor")?));
             m.insert("source_system".into(), json!(r.try_get::<Option<String>, _>("source_system")?));
             Ok(m)
+        })
+        .collect()
+}
+
+/// Search criteria, already turned into what the database holds.
+#[derive(Debug, Clone, Default)]
+pub struct SearchCriteria {
+    /// Blind indexes an ID number may be stored under.
+    pub id_indexes: Option<Vec<String>>,
+    /// Blind index of the phone.
+    pub phone_index: Option<String>,
+    /// Lower-cased name prefix.
+    pub name_prefix: Option<String>,
+    /// Lower-cased name fragment.
+    pub name_contains: Option<String>,
+    /// Home org.
+    pub home_org_id: Option<String>,
+    /// Primary or related RM.
+    pub rm_id: Option<String>,
+}
+
+/// One search hit.
+#[derive(Debug, Clone)]
+pub struct CustomerRow {
+    /// Paging key.
+    pub party_id: i64,
+    /// Customer number.
+    pub customer_number: String,
+    /// PERSONAL / CORPORATE.
+    pub party_kind: String,
+    /// Golden attributes (ID and phone encrypted).
+    pub golden: Map<String, Value>,
+    /// Home org, if assigned.
+    pub home_org_id: Option<String>,
+    /// Primary RM, if assigned.
+    pub primary_rm_id: Option<String>,
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+}
+
+/// Active customers matching every criterion, by party id after `after`.
+pub async fn search(pool: &PgPool, c: &SearchCriteria, after: i64, limit: i64) -> Result<Vec<CustomerRow>> {
+    let rows = sqlx::query(
+        "SELECT p.party_id, p.customer_number, p.party_kind, p.golden, a.home_org_id, a.primary_rm_id
+         FROM party p LEFT JOIN party_assignment a ON a.party_id = p.party_id
+         WHERE p.status = 'ACTIVE' AND p.party_id > $1
+           AND ($2::text[] IS NULL OR p.party_id IN (SELECT party_id FROM source_record WHERE id_index = ANY($2)))
+           AND ($3::text IS NULL OR p.party_id IN (SELECT party_id FROM source_record WHERE phone_index = $3))
+           AND ($4::text IS NULL OR lower(p.golden->>'name') LIKE $4 || '%')
+           AND ($5::text IS NULL OR lower(p.golden->>'name') LIKE '%' || $5 || '%')
+           AND ($6::text IS NULL OR a.home_org_id = $6)
+           AND ($7::text IS NULL OR a.primary_rm_id = $7 OR $7 = ANY(a.related_rm_ids))
+         ORDER BY p.party_id LIMIT $8",
+    )
+    .bind(after)
+    .bind(&c.id_indexes)
+    .bind(&c.phone_index)
+    .bind(c.name_prefix.as_deref().map(like_escape))
+    .bind(c.name_contains.as_deref().map(like_escape))
+    .bind(&c.home_org_id)
+    .bind(&c.rm_id)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let golden: Value = r.try_get("golden")?;
+            Ok(CustomerRow {
+                party_id: r.try_get("party_id")?,
+                customer_number: r.try_get("customer_number")?,
+                party_kind: r.try_get("party_kind")?,
+                golden: golden.as_object().cloned().unwrap_or_default(),
+                home_org_id: r.try_get("home_org_id")?,
+                primary_rm_id: r.try_get("primary_rm_id")?,
+            })
+        })
+        .collect()
+}
+
+/// Who looks after a customer, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AssignmentRow {
+    /// Customer number.
+    pub customer_number: String,
+    /// Home org.
+    pub home_org_id: Option<String>,
+    /// Primary RM.
+    pub primary_rm_id: Option<String>,
+    /// Related RMs.
+    pub related_rm_ids: Vec<String>,
+    /// Last change.
+    pub updated_at: Option<OffsetDateTime>,
+}
+
+/// A change to apply to assignments.
+#[derive(Debug, Clone)]
+pub enum AssignmentChange {
+    /// Set the given fields (None keeps the current value).
+    Assign {
+        /// New home org.
+        home_org_id: Option<String>,
+        /// New primary RM.
+        primary_rm_id: Option<String>,
+        /// New related RMs.
+        related_rm_ids: Option<Vec<String>>,
+    },
+    /// Remove primary and related RMs.
+    Recall,
+}
+
+/// Applies `change` to every customer in `numbers` in one transaction (all or
+/// nothing), with history and a `CustomerAssigned` event each. Absorbed customer
+/// numbers apply to their survivor.
+pub async fn change_assignments(
+    pool: &PgPool,
+    numbers: &[String],
+    change: &AssignmentChange,
+    reason: &str,
+    actor: Option<&str>,
+) -> Result<Vec<AssignmentRow>> {
+    let mut tx = pool.begin().await?;
+    let mut out = Vec::with_capacity(numbers.len());
+    for number in numbers {
+        let party: Option<(i64, String)> = sqlx::query_as(
+            "WITH RECURSIVE chain(party_id, merged_into, depth) AS (
+                 SELECT party_id, merged_into, 0 FROM party WHERE customer_number = $1
+                 UNION ALL
+                 SELECT p.party_id, p.merged_into, c.depth + 1 FROM party p JOIN chain c ON p.party_id = c.merged_into
+                 WHERE c.depth < 64)
+             SELECT p.party_id, p.customer_number FROM party p JOIN chain c ON p.party_id = c.party_id
+             WHERE c.merged_into IS NULL",
+        )
+        .bind(number)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (party_id, survivor) = party.ok_or_else(|| Error::NotFound(format!("customer {number}")))?;
+        let before: Option<(Option<String>, Option<String>, Vec<String>)> = sqlx::query_as(
+            "SELECT home_org_id, primary_rm_id, related_rm_ids FROM party_assignment WHERE party_id = $1 FOR UPDATE",
+        )
+        .bind(party_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (org, primary, related) = before.clone().unwrap_or_default();
+        let (action, org, primary, related) = match change {
+            AssignmentChange::Assign { home_org_id, primary_rm_id, related_rm_ids } => (
+                if before.as_ref().is_some_and(|b| b.1.is_some() || b.0.is_some()) { "ADJUST" } else { "ASSIGN" },
+                home_org_id.clone().or(org),
+                primary_rm_id.clone().or(primary),
+                related_rm_ids.clone().unwrap_or(related),
+            ),
+            AssignmentChange::Recall => ("RECALL", org, None, vec![]),
+        };
+        let updated_at: OffsetDateTime = sqlx::query_scalar(
+            "INSERT INTO party_assignment (party_id, home_org_id, primary_rm_id, related_rm_ids, updated_at)
+             VALUES ($1, $2, $3, $4, now())
+             ON CONFLICT (party_id) DO UPDATE SET home_org_id = EXCLUDED.home_org_id,
+                 primary_rm_id = EXCLUDED.primary_rm_id, related_rm_ids = EXCLUDED.related_rm_ids, updated_at = now()
+             RETURNING updated_at",
+        )
+        .bind(party_id)
+        .bind(&org)
+        .bind(&primary)
+        .bind(&related)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO assignment_history (party_id, action, home_org_id, primary_rm_id, related_rm_ids, actor, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(party_id)
+        .bind(action)
+        .bind(&org)
+        .bind(&primary)
+        .bind(&related)
+        .bind(actor)
+        .bind(reason)
+        .execute(&mut *tx)
+        .await?;
+        let row = AssignmentRow {
+            customer_number: survivor.clone(),
+            home_org_id: org,
+            primary_rm_id: primary,
+            related_rm_ids: related,
+            updated_at: Some(updated_at),
+        };
+        outbox::enqueue(
+            &mut tx,
+            EVENT_SOURCE,
+            &survivor,
+            &pb::CustomerAssigned {
+                action: assignment_action(action) as i32,
+                assignment: Some(assignment_to_pb(&row)),
+            },
+            actor,
+        )
+        .await?;
+        out.push(row);
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// The proto form of an action code.
+pub fn assignment_action(code: &str) -> pb::AssignmentAction {
+    match code {
+        "ASSIGN" => pb::AssignmentAction::Assign,
+        "ADJUST" => pb::AssignmentAction::Adjust,
+        "RECALL" => pb::AssignmentAction::Recall,
+        _ => pb::AssignmentAction::Unspecified,
+    }
+}
+
+/// The proto form of an assignment.
+pub fn assignment_to_pb(a: &AssignmentRow) -> pb::Assignment {
+    pb::Assignment {
+        customer_number: a.customer_number.clone(),
+        home_org_id: a.home_org_id.clone().unwrap_or_default(),
+        primary_rm_id: a.primary_rm_id.clone().unwrap_or_default(),
+        related_rm_ids: a.related_rm_ids.clone(),
+        update_time: a
+            .updated_at
+            .map(|t| prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }),
+    }
+}
+
+/// One stored assignment change.
+#[derive(Debug, Clone)]
+pub struct AssignmentHistoryRow {
+    /// Paging key.
+    pub id: i64,
+    /// ASSIGN / ADJUST / RECALL.
+    pub action: String,
+    /// The assignment after the change.
+    pub assignment: AssignmentRow,
+    /// Who.
+    pub actor: Option<String>,
+    /// Why.
+    pub reason: Option<String>,
+}
+
+/// Assignment changes of a customer (and of customers it absorbed), newest first,
+/// before history id `before` (0: from the newest).
+pub async fn assignment_history(
+    pool: &PgPool,
+    number: &str,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<AssignmentHistoryRow>> {
+    let customer = customer_by_number(pool, number).await?;
+    let rows = sqlx::query(
+        "SELECT h.history_id, h.action, h.home_org_id, h.primary_rm_id, h.related_rm_ids, h.actor, h.reason, h.changed_at
+         FROM assignment_history h JOIN party p ON p.party_id = h.party_id
+         WHERE p.customer_number = $1 AND ($2 = 0 OR h.history_id < $2)
+         ORDER BY h.history_id DESC LIMIT $3",
+    )
+    .bind(&customer.customer_number)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AssignmentHistoryRow {
+                id: r.try_get("history_id")?,
+                action: r.try_get("action")?,
+                assignment: AssignmentRow {
+                    customer_number: customer.customer_number.clone(),
+                    home_org_id: r.try_get("home_org_id")?,
+                    primary_rm_id: r.try_get("primary_rm_id")?,
+                    related_rm_ids: r.try_get("related_rm_ids")?,
+                    updated_at: Some(r.try_get("changed_at")?),
+                },
+                actor: r.try_get("actor")?,
+                reason: r.try_get("reason")?,
+            })
         })
         .collect()
 }

@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod assignment;
 mod identification;
 mod ingestion;
 mod platform;
