@@ -13,6 +13,12 @@ use sqlx::migrate::Migrator;
 
 use crate::config::{ConfigError, PlatformSettings};
 
+/// Errors a command reports before exiting non-zero.
+pub type CommandError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A service-specific command, ready to run.
+pub type Command = std::pin::Pin<Box<dyn Future<Output = Result<(), CommandError>> + Send>>;
+
 /// What a service tells the shared command line about itself.
 pub trait Service {
     /// Service name, e.g. `customer-profile`.
@@ -27,6 +33,13 @@ pub trait Service {
     fn platform(settings: &Self::Settings) -> PlatformSettings;
     /// The service's migrations.
     fn migrator() -> &'static Migrator;
+    /// A service's own commands (e.g. customer-profile's `load-file`): `None` when
+    /// `name` is not one of them.
+    fn command(name: &str, args: Vec<String>, settings: Self::Settings) -> Option<Command> {
+        let _ = (name, args, settings);
+        None
+    }
+
     /// Builds the application and serves until `stop` resolves.
     fn serve(
         settings: Self::Settings,
@@ -80,8 +93,30 @@ pub async fn main<S: Service>() -> ExitCode {
             code
         }
         other => {
-            eprintln!("{}: unknown command `{other}`; expected nothing (serve), `migrate` or `healthcheck`", S::NAME);
-            ExitCode::from(2)
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            let Some(run) = S::command(other, args, settings) else {
+                eprintln!(
+                    "{}: unknown command `{other}`; expected nothing (serve), `migrate` or `healthcheck`",
+                    S::NAME
+                );
+                return ExitCode::from(2);
+            };
+            let telemetry = match crate::telemetry::init(S::NAME, S::VERSION, &platform.telemetry) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{}: {e}", S::NAME);
+                    return ExitCode::from(2);
+                }
+            };
+            let code = match run.await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{}: {other} failed: {e}", S::NAME);
+                    ExitCode::FAILURE
+                }
+            };
+            telemetry.shutdown();
+            code
         }
     }
 }

@@ -138,15 +138,14 @@ impl OutboxRelay {
         Ok(confirmed)
     }
 
-    /// Marks rows as published.
+    /// Removes published rows from the outbox.
     pub async fn mark_published(&self, conn: &mut PgConnection, seqs: &[i64]) -> Result<(), PlatformError> {
         if seqs.is_empty() {
             return Ok(());
         }
-        sqlx::query("UPDATE crm_kit.outbox SET published_at = now(), attempts = attempts + 1 WHERE seq = ANY($1)")
-            .bind(seqs)
-            .execute(conn)
-            .await?;
+        // Deleting is cheaper than flagging: no new row version, no index entries; a
+        // published event has nothing left to do in the outbox.
+        sqlx::query("DELETE FROM crm_kit.outbox WHERE seq = ANY($1)").bind(seqs).execute(conn).await?;
         Ok(())
     }
 

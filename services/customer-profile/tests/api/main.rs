@@ -6,6 +6,7 @@
 mod helpers;
 
 mod assignment;
+mod file_load;
 mod identification;
 mod ingestion;
 mod platform;
