@@ -29,6 +29,7 @@ pub fn spans() -> &'static InMemorySpanExporter {
 
 pub struct TestApp {
     pub env: TestEnv,
+    pub port: u16,
     pub client: CustomerServiceClient<Channel>,
     pub pool: sqlx::PgPool,
     pub events: Events,
@@ -38,9 +39,16 @@ pub struct TestApp {
 
 /// Starts customer-profile on a free port with a fresh database and exchange.
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// [`spawn_app`] with extra settings, e.g. `("grpc.concurrency_limit", "1")`.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     spans();
     let env = TestEnv::new("customer-profile").await;
-    let settings = Settings::load_from(env.vars(&[("customer.pii_key", PII_KEY)])).expect("settings");
+    let mut vars = vec![("customer.pii_key", PII_KEY)];
+    vars.extend_from_slice(extra);
+    let settings = Settings::load_from(env.vars(&vars)).expect("settings");
     let app = Application::build(settings).await.expect("build");
     let pool = app.pool();
     let port = app.port();
@@ -51,7 +59,15 @@ pub async fn spawn_app() -> TestApp {
     let channel =
         Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("uri").connect().await.expect("connect");
     let events = Events::bind(&env).await;
-    TestApp { env, client: CustomerServiceClient::new(channel), pool, events, stop: Some(stop), handle: Some(handle) }
+    TestApp {
+        env,
+        port,
+        client: CustomerServiceClient::new(channel),
+        pool,
+        events,
+        stop: Some(stop),
+        handle: Some(handle),
+    }
 }
 
 impl TestApp {

@@ -7,7 +7,7 @@ use crm_platform::messaging::{Consumer, ConsumerConfig, EventHandler, HandlerErr
 use crm_proto::crm::customer::v1 as pb;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{ID18, person, spans, spawn_app};
+use crate::helpers::{ID18, person, spans, spawn_app, spawn_app_with};
 
 struct Noop;
 
@@ -99,4 +99,79 @@ async fn a_stop_signal_lets_an_in_flight_import_finish() {
     let mut conn = sqlx::PgConnection::connect(&app.env.database_url()).await.unwrap();
     let records: i64 = sqlx::query_scalar("SELECT count(*) FROM source_record").fetch_one(&mut conn).await.unwrap();
     assert_eq!(records, 2, "both records of the in-flight import were stored");
+}
+
+#[tokio::test]
+async fn the_platform_client_carries_the_callers_trace_to_the_server() {
+    use tracing::Instrument;
+    let mut app = spawn_app().await;
+    let settings = crm_platform::grpc::client::ClientSettings {
+        endpoint: format!("http://127.0.0.1:{}", app.port),
+        timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(2),
+    };
+    let mut client = pb::customer_service_client::CustomerServiceClient::new(
+        crm_platform::grpc::client::channel(&settings).unwrap(),
+    );
+    // A span of the calling service (target chosen so that the test's filter keeps it).
+    let caller = tracing::info_span!(target: "crm_platform", "caller.operation");
+    let trace_id = crm_platform::telemetry::trace_id(&caller);
+    assert_ne!(trace_id, "00000000000000000000000000000000");
+    client
+        .upsert_source_record(pb::UpsertSourceRecordRequest { record: Some(person("CORE", "C-9", ID18, "张伟")) })
+        .instrument(caller)
+        .await
+        .unwrap();
+    let joined = crm_platform::testing::eventually(Duration::from_secs(5), || async {
+        spans().get_finished_spans().unwrap_or_default().iter().any(|s| {
+            s.span_context.trace_id().to_string() == trace_id && s.name.contains("CustomerService/UpsertSourceRecord")
+        })
+    })
+    .await;
+    assert!(joined, "the server span continues the caller's trace");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn calls_beyond_the_concurrency_limit_are_shed_at_once() {
+    let mut app = spawn_app_with(&[("grpc.concurrency_limit", "1")]).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::ImportSourceRecordsRequest>(1);
+    let mut importer = app.client.clone();
+    let import =
+        tokio::spawn(
+            async move { importer.import_source_records(tokio_stream::wrappers::ReceiverStream::new(rx)).await },
+        );
+    tokio::time::sleep(Duration::from_millis(200)).await; // the import holds the only slot
+    let shed = app
+        .client
+        .get_customer(pb::GetCustomerRequest {
+            lookup: Some(pb::get_customer_request::Lookup::CustomerNumber("800000000011".into())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(shed.code(), tonic::Code::ResourceExhausted);
+    drop(tx);
+    assert_eq!(import.await.unwrap().unwrap().into_inner().accepted_count, 0);
+    // With the slot free again, calls are served.
+    let served = app
+        .client
+        .get_customer(pb::GetCustomerRequest {
+            lookup: Some(pb::get_customer_request::Lookup::CustomerNumber("800000000011".into())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(served.code(), tonic::Code::NotFound);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_call_running_past_the_request_timeout_is_cut_off() {
+    let mut app = spawn_app_with(&[("grpc.request_timeout_ms", "300")]).await;
+    let (tx, rx) = tokio::sync::mpsc::channel::<pb::ImportSourceRecordsRequest>(1);
+    let started = std::time::Instant::now();
+    let status = app.client.import_source_records(tokio_stream::wrappers::ReceiverStream::new(rx)).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(status.code(), tonic::Code::Cancelled | tonic::Code::DeadlineExceeded), "{status:?}");
+    drop(tx);
+    app.stop().await;
 }
