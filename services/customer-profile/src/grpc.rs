@@ -281,8 +281,126 @@ fn upsert_response(r: store::UpsertResult) -> pb::UpsertSourceRecordResponse {
     }
 }
 
+fn relationship_kind(kind: i32) -> Option<&'static str> {
+    match pb::RelationshipKind::try_from(kind).ok()? {
+        pb::RelationshipKind::ExecutiveOf => Some("EXECUTIVE_OF"),
+        pb::RelationshipKind::SubsidiaryOf => Some("SUBSIDIARY_OF"),
+        pb::RelationshipKind::SharesLegalRepresentativeWith => Some("SHARES_LEGAL_REPRESENTATIVE_WITH"),
+        pb::RelationshipKind::FamilyMemberOf => Some("FAMILY_MEMBER_OF"),
+        pb::RelationshipKind::Unspecified => None,
+    }
+}
+
+fn relationship_to_pb(r: store::RelationshipRow) -> pb::Relationship {
+    let kind = match r.kind.as_str() {
+        "EXECUTIVE_OF" => pb::RelationshipKind::ExecutiveOf,
+        "SUBSIDIARY_OF" => pb::RelationshipKind::SubsidiaryOf,
+        "SHARES_LEGAL_REPRESENTATIVE_WITH" => pb::RelationshipKind::SharesLegalRepresentativeWith,
+        "FAMILY_MEMBER_OF" => pb::RelationshipKind::FamilyMemberOf,
+        _ => pb::RelationshipKind::Unspecified,
+    };
+    pb::Relationship {
+        kind: kind as i32,
+        related_customer_number: r.related_customer_number,
+        related_name: r.related_name,
+        role: r.role,
+        inverse: r.inverse,
+    }
+}
+
+fn change_to_pb(h: store::HistoryRow) -> pb::CustomerChange {
+    pb::CustomerChange {
+        change_kind: h.change_kind,
+        change_time: Some(timestamp(h.changed_at)),
+        actor: h.actor.unwrap_or_default(),
+        source: h.source.map(|(source_system, source_customer_id)| pb::SourceKey { source_system, source_customer_id }),
+        changed_attributes: h.changed_attributes,
+    }
+}
+
 #[tonic::async_trait]
 impl pb::customer_service_server::CustomerService for CustomerApi {
+    async fn list_customer_history(
+        &self,
+        request: Request<pb::ListCustomerHistoryRequest>,
+    ) -> Result<Response<pb::ListCustomerHistoryResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        let size = page_size(r.page_size, &mut v);
+        let before = page_position(&r.page_token, &mut v);
+        if r.customer_number.trim().is_empty() {
+            v.add("customer_number", "is required");
+        }
+        v.into_result().map_err(Error::Invalid)?;
+        let rows = store::customer_history(&self.pool, r.customer_number.trim(), before, size).await?;
+        let next = if rows.len() as i64 == size {
+            rows.last().map(|h| h.id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListCustomerHistoryResponse {
+            changes: rows.into_iter().map(change_to_pb).collect(),
+            next_page_token: next,
+        }))
+    }
+
+    async fn add_relationship(
+        &self,
+        request: Request<pb::AddRelationshipRequest>,
+    ) -> Result<Response<pb::AddRelationshipResponse>, Status> {
+        let actor = actor(&request);
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        for (field, value) in
+            [("customer_number", &r.customer_number), ("related_customer_number", &r.related_customer_number)]
+        {
+            if !domain::is_valid_customer_number(value.trim()) {
+                v.add(field, "is not a valid customer number");
+            }
+        }
+        let kind = relationship_kind(r.kind);
+        if kind.is_none() {
+            v.add("kind", "must be a known relationship kind");
+        }
+        if r.role.chars().count() > 64 {
+            v.add("role", "must be at most 64 characters");
+        }
+        let Some(kind) = kind else {
+            return Err(Error::Invalid(v).into());
+        };
+        v.into_result().map_err(Error::Invalid)?;
+        let row = store::add_relationship(
+            &self.pool,
+            r.customer_number.trim(),
+            kind,
+            r.related_customer_number.trim(),
+            &r.role.trim().to_ascii_uppercase(),
+            actor.as_deref(),
+        )
+        .await?;
+        Ok(Response::new(pb::AddRelationshipResponse { relationship: Some(relationship_to_pb(row)) }))
+    }
+
+    async fn get_customer360(
+        &self,
+        request: Request<pb::GetCustomer360Request>,
+    ) -> Result<Response<pb::GetCustomer360Response>, Status> {
+        let r = request.into_inner();
+        if r.customer_number.trim().is_empty() {
+            let mut v = FieldViolations::new();
+            v.add("customer_number", "is required");
+            return Err(Error::Invalid(v).into());
+        }
+        let view = store::customer_360(&self.pool, r.customer_number.trim()).await?;
+        Ok(Response::new(pb::GetCustomer360Response {
+            customer: Some(customer_to_pb(self, view.customer)),
+            assignment: view.assignment.as_ref().map(store::assignment_to_pb),
+            relationships: view.relationships.into_iter().map(relationship_to_pb).collect(),
+            recent_changes: view.recent_changes.into_iter().map(change_to_pb).collect(),
+            open_suspect_pairs: view.open_suspect_pairs as i32,
+        }))
+    }
+
     async fn search_customers(
         &self,
         request: Request<pb::SearchCustomersRequest>,

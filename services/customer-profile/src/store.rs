@@ -288,6 +288,25 @@ async fn absorb(tx: &mut PgConnection, from: i64, into: i64, actor: Option<&str>
     .bind(into)
     .execute(&mut *tx)
     .await?;
+    // Relationships follow the survivor; one that would now point at itself is dropped.
+    sqlx::query(
+        "INSERT INTO party_relationship (party_id, kind, related_party_id, role, actor, created_at)
+         SELECT CASE WHEN party_id = $1 THEN $2 ELSE party_id END, kind,
+                CASE WHEN related_party_id = $1 THEN $2 ELSE related_party_id END, role, actor, created_at
+         FROM party_relationship
+         WHERE (party_id = $1 OR related_party_id = $1)
+           AND (CASE WHEN party_id = $1 THEN $2 ELSE party_id END)
+               <> (CASE WHEN related_party_id = $1 THEN $2 ELSE related_party_id END)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(from)
+    .bind(into)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("DELETE FROM party_relationship WHERE party_id = $1 OR related_party_id = $1")
+        .bind(from)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("UPDATE source_record SET party_id = $2 WHERE party_id = $1")
         .bind(from)
         .bind(into)
@@ -1087,4 +1106,201 @@ pub async fn assignment_history(
             })
         })
         .collect()
+}
+
+/// One golden-record change.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    /// Paging key.
+    pub id: i64,
+    /// CREATED, UPDATED, MERGED, ABSORBED, UNMERGED.
+    pub change_kind: String,
+    /// When.
+    pub changed_at: OffsetDateTime,
+    /// Who.
+    pub actor: Option<String>,
+    /// The source record that caused it.
+    pub source: Option<(String, String)>,
+    /// Names of golden attributes that changed.
+    pub changed_attributes: Vec<String>,
+}
+
+fn changed_names(before: &Option<Value>, after: &Option<Value>) -> Vec<String> {
+    let empty = Map::new();
+    let b = before.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+    let a = after.as_ref().and_then(Value::as_object).unwrap_or(&empty);
+    let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter().filter(|k| b.get(*k) != a.get(*k)).cloned().collect()
+}
+
+/// Golden-record changes of a customer (absorbed numbers resolve to the survivor),
+/// newest first, before history id `before` (0: from the newest).
+pub async fn customer_history(pool: &PgPool, number: &str, before: i64, limit: i64) -> Result<Vec<HistoryRow>> {
+    let customer = customer_by_number(pool, number).await?;
+    let rows = sqlx::query(
+        "SELECT h.history_id, h.change_kind, h.changed_at, h.actor, h.source_system, h.source_customer_id, h.before, h.after
+         FROM party_history h JOIN party p ON p.party_id = h.party_id
+         WHERE p.customer_number = $1 AND ($2 = 0 OR h.history_id < $2)
+         ORDER BY h.history_id DESC LIMIT $3",
+    )
+    .bind(&customer.customer_number)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let kind: String = r.try_get("change_kind")?;
+            let (b, a): (Option<Value>, Option<Value>) = (r.try_get("before")?, r.try_get("after")?);
+            // Only CREATED/UPDATED carry golden records; the others carry references.
+            let changed = if kind == "CREATED" || kind == "UPDATED" { changed_names(&b, &a) } else { vec![] };
+            let system: Option<String> = r.try_get("source_system")?;
+            let id: Option<String> = r.try_get("source_customer_id")?;
+            Ok(HistoryRow {
+                id: r.try_get("history_id")?,
+                change_kind: kind,
+                changed_at: r.try_get("changed_at")?,
+                actor: r.try_get("actor")?,
+                source: system.zip(id),
+                changed_attributes: changed,
+            })
+        })
+        .collect()
+}
+
+/// A relationship as seen from one customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelationshipRow {
+    /// Kind code.
+    pub kind: String,
+    /// The other customer.
+    pub related_customer_number: String,
+    /// Its golden name.
+    pub related_name: String,
+    /// Role.
+    pub role: String,
+    /// This customer is the object of the relationship.
+    pub inverse: bool,
+}
+
+async fn active_party(pool: &PgPool, number: &str) -> Result<i64> {
+    let customer = customer_by_number(pool, number).await?;
+    Ok(sqlx::query_scalar("SELECT party_id FROM party WHERE customer_number = $1")
+        .bind(&customer.customer_number)
+        .fetch_one(pool)
+        .await?)
+}
+
+/// Records a relationship (idempotent).
+pub async fn add_relationship(
+    pool: &PgPool,
+    number: &str,
+    kind: &str,
+    related: &str,
+    role: &str,
+    actor: Option<&str>,
+) -> Result<RelationshipRow> {
+    let party = active_party(pool, number).await?;
+    let other = active_party(pool, related).await?;
+    if party == other {
+        return Err(Error::FailedPrecondition(format!("{number} and {related} are the same customer")));
+    }
+    sqlx::query(
+        "INSERT INTO party_relationship (party_id, kind, related_party_id, role, actor) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(party)
+    .bind(kind)
+    .bind(other)
+    .bind(role)
+    .bind(actor)
+    .execute(pool)
+    .await?;
+    let found = relationships(pool, party).await?;
+    let other_number = customer_number_of_pool(pool, other).await?;
+    found
+        .into_iter()
+        .find(|r| !r.inverse && r.kind == kind && r.related_customer_number == other_number && r.role == role)
+        .ok_or_else(|| Error::Corrupt("relationship vanished".into()))
+}
+
+/// Relationships of a party, both directions.
+pub async fn relationships(pool: &PgPool, party_id: i64) -> Result<Vec<RelationshipRow>> {
+    let rows = sqlx::query(
+        "SELECT r.kind, r.role, false AS inverse, o.customer_number, COALESCE(o.golden->>'name', '') AS name
+         FROM party_relationship r JOIN party o ON o.party_id = r.related_party_id WHERE r.party_id = $1
+         UNION ALL
+         SELECT r.kind, r.role, true, o.customer_number, COALESCE(o.golden->>'name', '')
+         FROM party_relationship r JOIN party o ON o.party_id = r.party_id WHERE r.related_party_id = $1
+         ORDER BY 1, 4, 2",
+    )
+    .bind(party_id)
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(RelationshipRow {
+                kind: r.try_get("kind")?,
+                related_customer_number: r.try_get("customer_number")?,
+                related_name: r.try_get("name")?,
+                role: r.try_get("role")?,
+                inverse: r.try_get("inverse")?,
+            })
+        })
+        .collect()
+}
+
+/// Everything the 360° view shows, read in one go.
+#[derive(Debug, Clone)]
+pub struct Customer360 {
+    /// Golden record, lineage, sources.
+    pub customer: StoredCustomer,
+    /// Assignment, if any.
+    pub assignment: Option<AssignmentRow>,
+    /// Relationships, both directions.
+    pub relationships: Vec<RelationshipRow>,
+    /// Latest history.
+    pub recent_changes: Vec<HistoryRow>,
+    /// Open suspect pairs involving the customer.
+    pub open_suspect_pairs: i64,
+}
+
+/// The 360° view of a customer.
+pub async fn customer_360(pool: &PgPool, number: &str) -> Result<Customer360> {
+    let customer = customer_by_number(pool, number).await?;
+    let party: i64 = sqlx::query_scalar("SELECT party_id FROM party WHERE customer_number = $1")
+        .bind(&customer.customer_number)
+        .fetch_one(pool)
+        .await?;
+    let assignment = sqlx::query_as::<_, (Option<String>, Option<String>, Vec<String>, OffsetDateTime)>(
+        "SELECT home_org_id, primary_rm_id, related_rm_ids, updated_at FROM party_assignment WHERE party_id = $1",
+    )
+    .bind(party)
+    .fetch_optional(pool)
+    .await?
+    .map(|(home_org_id, primary_rm_id, related_rm_ids, updated_at)| AssignmentRow {
+        customer_number: customer.customer_number.clone(),
+        home_org_id,
+        primary_rm_id,
+        related_rm_ids,
+        updated_at: Some(updated_at),
+    });
+    let open_suspect_pairs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM suspect_pair s
+         JOIN identity_group ga ON ga.identity_digest = s.digest_a
+         JOIN identity_group gb ON gb.identity_digest = s.digest_b
+         WHERE s.status = 'OPEN' AND ga.party_id <> gb.party_id AND (ga.party_id = $1 OR gb.party_id = $1)",
+    )
+    .bind(party)
+    .fetch_one(pool)
+    .await?;
+    Ok(Customer360 {
+        relationships: relationships(pool, party).await?,
+        recent_changes: customer_history(pool, &customer.customer_number, 0, 10).await?,
+        assignment,
+        open_suspect_pairs,
+        customer,
+    })
 }

@@ -10,3 +10,4 @@ mod file_load;
 mod identification;
 mod ingestion;
 mod platform;
+mod view360;

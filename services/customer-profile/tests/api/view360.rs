@@ -1,0 +1,162 @@
+use crm_proto::crm::customer::v1 as pb;
+use tonic::Code;
+
+use crate::helpers::{ID18, person, spawn_app};
+
+fn company(system: &str, id: &str, uscc: &str, name: &str) -> pb::SourceRecord {
+    let mut r = person(system, id, uscc, name);
+    r.party_kind = pb::PartyKind::Corporate as i32;
+    r.id_type = pb::IdType::UnifiedSocialCreditCode as i32;
+    r
+}
+
+#[tokio::test]
+async fn the_360_view_shows_golden_record_sources_assignment_relationships_and_history() {
+    let mut app = spawn_app().await;
+    let mut core = person("CORE", "C-1", ID18, "张伟");
+    core.mobile_phone = "13800001111".into();
+    let zhang = app.upsert(core).await.unwrap();
+    app.upsert(person("LOANS", "L-1", "110105491231002", "张伟")).await.unwrap();
+    app.upsert(person("CARDS", "K-1", ID18, "张玮")).await.unwrap(); // a suspect
+    let acme = app.upsert(company("CORP", "G-1", "91110000600037341L", "某科技有限公司")).await.unwrap();
+    let parent = app.upsert(company("CORP", "G-2", "91110000600037342J", "某集团有限公司")).await.unwrap();
+    app.client
+        .assign_customers(pb::AssignCustomersRequest {
+            customer_numbers: vec![zhang.customer_number.clone()],
+            home_org_id: "BR-BJ-01".into(),
+            primary_rm_id: "rm-1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for (who, kind, whom, role) in [
+        (&zhang.customer_number, pb::RelationshipKind::ExecutiveOf, &acme.customer_number, "legal_representative"),
+        (&acme.customer_number, pb::RelationshipKind::SubsidiaryOf, &parent.customer_number, ""),
+    ] {
+        let request = pb::AddRelationshipRequest {
+            customer_number: who.clone(),
+            kind: kind as i32,
+            related_customer_number: whom.clone(),
+            role: role.into(),
+        };
+        app.client.add_relationship(request.clone()).await.unwrap();
+        app.client.add_relationship(request).await.unwrap(); // idempotent
+    }
+
+    let view = app
+        .client
+        .get_customer360(pb::GetCustomer360Request { customer_number: zhang.customer_number.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let c = view.customer.unwrap();
+    assert_eq!(
+        (c.name.as_str(), c.id_number.as_str(), c.mobile_phone.as_str()),
+        ("张伟", "110105********002X", "138****1111")
+    );
+    assert_eq!(c.source_keys.len(), 2);
+    assert!(!c.lineage.is_empty());
+    let a = view.assignment.unwrap();
+    assert_eq!((a.home_org_id.as_str(), a.primary_rm_id.as_str()), ("BR-BJ-01", "rm-1"));
+    assert_eq!(view.relationships.len(), 1);
+    let r = &view.relationships[0];
+    assert_eq!(
+        (r.kind, r.related_customer_number.as_str(), r.role.as_str(), r.inverse),
+        (pb::RelationshipKind::ExecutiveOf as i32, acme.customer_number.as_str(), "LEGAL_REPRESENTATIVE", false)
+    );
+    assert_eq!(view.open_suspect_pairs, 1);
+    let kinds: Vec<&str> = view.recent_changes.iter().map(|h| h.change_kind.as_str()).collect();
+    assert_eq!(kinds, ["CREATED"], "joining a record that changes no golden value is not a change");
+    assert!(view.recent_changes[0].changed_attributes.contains(&"name".to_string()));
+
+    // The company sees both sides.
+    let acme_view = app
+        .client
+        .get_customer360(pb::GetCustomer360Request { customer_number: acme.customer_number.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    let inverse: Vec<bool> = acme_view.relationships.iter().map(|r| r.inverse).collect();
+    assert_eq!(acme_view.relationships.len(), 2);
+    assert!(inverse.contains(&true) && inverse.contains(&false));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn history_is_queryable_and_relationships_follow_a_merge() {
+    let mut app = spawn_app().await;
+    let a = app.upsert(person("CORE", "C-1", ID18, "张伟")).await.unwrap();
+    let b = app.upsert(person("CARDS", "K-1", ID18, "张玮")).await.unwrap();
+    let firm = app.upsert(company("CORP", "G-1", "91110000600037341L", "某科技有限公司")).await.unwrap();
+    app.client
+        .add_relationship(pb::AddRelationshipRequest {
+            customer_number: b.customer_number.clone(),
+            kind: pb::RelationshipKind::ExecutiveOf as i32,
+            related_customer_number: firm.customer_number.clone(),
+            role: "CFO".into(),
+        })
+        .await
+        .unwrap();
+    let mut fixed = person("CARDS", "K-1", ID18, "张伟");
+    fixed.source_version = 2;
+    app.upsert(fixed).await.unwrap(); // b is absorbed into a
+
+    let view = app
+        .client
+        .get_customer360(pb::GetCustomer360Request { customer_number: a.customer_number.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(view.relationships.len(), 1, "the absorbed customer's relationship moved");
+    assert_eq!(view.relationships[0].role, "CFO");
+
+    let history = app
+        .client
+        .list_customer_history(pb::ListCustomerHistoryRequest {
+            customer_number: a.customer_number.clone(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(history.changes.len(), 1);
+    assert!(!history.next_page_token.is_empty());
+    let rest = app
+        .client
+        .list_customer_history(pb::ListCustomerHistoryRequest {
+            customer_number: a.customer_number.clone(),
+            page_size: 50,
+            page_token: history.next_page_token,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut kinds: Vec<String> = history.changes.into_iter().chain(rest.changes).map(|c| c.change_kind).collect();
+    kinds.sort();
+    assert!(kinds.contains(&"MERGED".to_string()) && kinds.contains(&"CREATED".to_string()), "{kinds:?}");
+
+    let bad = app
+        .client
+        .add_relationship(pb::AddRelationshipRequest {
+            customer_number: a.customer_number.clone(),
+            kind: pb::RelationshipKind::Unspecified as i32,
+            related_customer_number: "1".into(),
+            role: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let same = app
+        .client
+        .add_relationship(pb::AddRelationshipRequest {
+            customer_number: a.customer_number.clone(),
+            kind: pb::RelationshipKind::FamilyMemberOf as i32,
+            related_customer_number: b.customer_number.clone(),
+            role: "SPOUSE".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(same.code(), Code::FailedPrecondition, "b is now the same customer as a");
+    app.stop().await;
+}
