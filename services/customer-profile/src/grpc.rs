@@ -17,6 +17,9 @@ use crate::error::Error;
 use crate::pii::PiiCipher;
 use crate::store::{self, StoredCustomer};
 
+/// Records of an import stream applied per transaction.
+const IMPORT_BATCH: usize = 200;
+
 /// Default and maximum page sizes of list RPCs.
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 500;
@@ -573,44 +576,58 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         let today = today();
         let mut response = pb::ImportSourceRecordsResponse::default();
         let mut index = 0i64;
-        while let Some(message) = stream.next().await {
-            let message = message?;
-            let key = message.record.as_ref().and_then(|r| r.key.clone());
-            let outcome = match validate_record(message.record, today) {
-                Err(violations) => {
-                    response.rejected_count += 1;
-                    pb::ImportOutcome {
-                        index,
-                        key,
-                        outcome: pb::UpsertOutcome::Rejected as i32,
-                        violations: violations
-                            .iter()
-                            .map(|(field, description)| common::FieldViolation {
-                                field: field.into(),
-                                description: description.into(),
-                            })
-                            .collect(),
-                        ..Default::default()
+        // Records are applied in batches, one transaction each; outcomes keep stream order.
+        let mut pending: Vec<(i64, Option<pb::SourceKey>, ValidatedRecord)> = Vec::new();
+        let mut outcomes: Vec<Option<pb::ImportOutcome>> = Vec::new();
+        let mut ended = false;
+        while !ended {
+            match stream.next().await {
+                Some(message) => {
+                    let message = message?;
+                    let key = message.record.as_ref().and_then(|r| r.key.clone());
+                    match validate_record(message.record, today) {
+                        Err(violations) => {
+                            response.rejected_count += 1;
+                            outcomes.push(Some(pb::ImportOutcome {
+                                index,
+                                key,
+                                outcome: pb::UpsertOutcome::Rejected as i32,
+                                violations: violations
+                                    .iter()
+                                    .map(|(field, description)| common::FieldViolation {
+                                        field: field.into(),
+                                        description: description.into(),
+                                    })
+                                    .collect(),
+                                ..Default::default()
+                            }));
+                        }
+                        Ok(validated) => {
+                            outcomes.push(None);
+                            pending.push((index, key, validated));
+                        }
                     }
+                    index += 1;
                 }
-                Ok(validated) => {
-                    let r =
-                        store::upsert_source_record(&self.pool, &self.trust, &self.pii, &validated, actor.as_deref())
-                            .await?;
+                None => ended = true,
+            }
+            if pending.len() >= IMPORT_BATCH || (ended && !pending.is_empty()) {
+                let records: Vec<ValidatedRecord> = pending.iter().map(|(_, _, v)| v.clone()).collect();
+                let results = store::upsert_batch(&self.pool, &self.trust, &self.pii, &records, actor.as_deref()).await?;
+                for ((i, key, _), r) in pending.drain(..).zip(results) {
                     response.accepted_count += 1;
-                    pb::ImportOutcome {
-                        index,
+                    outcomes[i as usize] = Some(pb::ImportOutcome {
+                        index: i,
                         key,
                         outcome: r.outcome as i32,
                         customer_number: r.customer_number,
                         quality_flags: r.quality_flags,
                         violations: vec![],
-                    }
+                    });
                 }
-            };
-            response.outcomes.push(outcome);
-            index += 1;
+            }
         }
+        response.outcomes = outcomes.into_iter().flatten().collect();
         tracing::info!(accepted = response.accepted_count, rejected = response.rejected_count, "import finished");
         Ok(Response::new(response))
     }

@@ -353,6 +353,47 @@ pub async fn upsert_source_record(
     Ok(result)
 }
 
+/// Upserts many records in one transaction (bulk loads: one commit, one fsync, for the
+/// lot). Concurrent batches may deadlock on identities they share; PostgreSQL then
+/// aborts one, which is retried a few times from the start.
+pub async fn upsert_batch(
+    pool: &PgPool,
+    trust: &TrustTable,
+    pii: &PiiCipher,
+    records: &[ValidatedRecord],
+    actor: Option<&str>,
+) -> Result<Vec<UpsertResult>> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut tx = pool.begin().await?;
+        let mut results = Vec::with_capacity(records.len());
+        let mut failed = None;
+        for v in records {
+            match upsert_in(&mut tx, trust, pii, v, actor).await {
+                Ok(r) => results.push(r),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let outcome = match failed {
+            None => tx.commit().await.map_err(Error::from).map(|()| results),
+            Some(e) => Err(e),
+        };
+        match outcome {
+            Err(Error::Database(sqlx::Error::Database(d)))
+                if attempt < 4 && matches!(d.code().as_deref(), Some("40P01") | Some("40001")) =>
+            {
+                tracing::debug!(attempt, "bulk upsert deadlocked; retrying");
+                continue;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// [`upsert_source_record`] inside the caller's transaction (bulk loads batch many).
 pub async fn upsert_in(
     tx: &mut PgConnection,

@@ -1,0 +1,192 @@
+//! ECIF load and read benchmark against the real local PostgreSQL and RabbitMQ.
+//!
+//! `CRM_BENCH_RECORDS=100000,1000000 cargo bench -p customer-profile --bench ecif_load`
+//! For each size: PostgreSQL `COPY` of the same rows into an unindexed table (the floor
+//! of the cost), bulk import through the gRPC stream, and the batch file load; then, on
+//! the imported data, single upserts at 500/s and 360° views at 1,000/s. Prints a
+//! Markdown section for `docs/benchmarks.md`.
+
+use std::time::{Duration, Instant};
+
+use crm_platform::testing::TestEnv;
+use crm_proto::crm::customer::v1 as pb;
+use customer_profile::{Application, Settings, file_load, sample};
+use hdrhistogram::Histogram;
+use sqlx::Connection;
+
+const PII_KEY: &str = "8f2c0b5e3a7d41c69e0f1b2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
+const STREAMS: usize = 4;
+
+fn settings(env: &TestEnv) -> Settings {
+    Settings::load_from(env.vars(&[
+        ("customer.pii_key", PII_KEY),
+        ("database.max_connections", "16"),
+        ("telemetry.log_filter", "error"),
+    ]))
+    .expect("settings")
+}
+
+async fn copy_rate(records: &[pb::SourceRecord]) -> f64 {
+    let env = TestEnv::new("customer-profile").await;
+    let mut conn = sqlx::PgConnection::connect(&env.database_url()).await.expect("connect");
+    let columns = file_load::COLUMNS.iter().map(|c| format!("{c} text")).collect::<Vec<_>>().join(", ");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE raw_records ({columns})"))).execute(&mut conn).await.expect("table");
+    let mut data = String::new();
+    for r in records {
+        data.push_str(&file_load::to_line(r).replace('|', "\t"));
+        data.push('\n');
+    }
+    let start = Instant::now();
+    let mut copy = conn.copy_in_raw("COPY raw_records FROM STDIN").await.expect("copy");
+    copy.send(data.into_bytes()).await.expect("send");
+    copy.finish().await.expect("finish");
+    records.len() as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Running {
+    client: pb::customer_service_client::CustomerServiceClient<tonic::transport::Channel>,
+    pool: sqlx::PgPool,
+    stop: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<Result<(), crm_platform::PlatformError>>,
+}
+
+async fn start(env: &TestEnv) -> Running {
+    let app = Application::build(settings(env)).await.expect("build");
+    let (pool, port) = (app.pool(), app.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = pb::customer_service_client::CustomerServiceClient::connect(format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("connect");
+    Running { client, pool, stop, handle }
+}
+
+async fn import_rate(run: &Running, records: &[pb::SourceRecord]) -> (f64, i64) {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for part in records.chunks(records.len().div_ceil(STREAMS)) {
+        let mut client = run.client.clone();
+        let part: Vec<pb::ImportSourceRecordsRequest> =
+            part.iter().map(|r| pb::ImportSourceRecordsRequest { record: Some(r.clone()) }).collect();
+        tasks.push(tokio::spawn(async move {
+            // A stream is one call, bounded by the server's request timeout: a large load
+            // goes as several streams.
+            let mut accepted = 0;
+            for chunk in part.chunks(2_000) {
+                accepted += client
+                    .import_source_records(tokio_stream::iter(chunk.to_vec()))
+                    .await
+                    .expect("import")
+                    .into_inner()
+                    .accepted_count;
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for t in tasks {
+        accepted += t.await.expect("join");
+    }
+    (records.len() as f64 / start.elapsed().as_secs_f64(), accepted)
+}
+
+async fn file_rate(records: &[pb::SourceRecord]) -> f64 {
+    let env = TestEnv::new("customer-profile").await;
+    let s = settings(&env);
+    let pool = crm_platform::db::connect(&s.database).await.expect("pool");
+    crm_platform::db::migrate(&pool, &customer_profile::MIGRATOR).await.expect("migrate");
+    let path = std::env::temp_dir().join(format!("ecif-bench-{}.txt", std::process::id()));
+    let mut text = file_load::header_line();
+    text.push('\n');
+    for r in records {
+        text.push_str(&file_load::to_line(r));
+        text.push('\n');
+    }
+    std::fs::write(&path, text).expect("write");
+    let pii = s.customer.pii_cipher().expect("key");
+    let start = Instant::now();
+    file_load::load_file(&pool, &s.customer.trust_table(), &pii, &path, 500, None).await.expect("load");
+    let rate = records.len() as f64 / start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(path);
+    pool.close().await;
+    rate
+}
+
+/// Calls at `rate` per second for `seconds`, returning p50/p99 in ms.
+async fn latency<F, Fut>(rate: u64, seconds: u64, call: F) -> (f64, f64)
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let hist = std::sync::Arc::new(std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("hist")));
+    let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
+    let mut tasks = Vec::new();
+    for i in 0..rate * seconds {
+        ticker.tick().await;
+        let fut = call(i);
+        let hist = hist.clone();
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            fut.await;
+            let _ = hist.lock().map(|mut h| h.record(t.elapsed().as_micros() as u64));
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let h = hist.lock().expect("hist");
+    (h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0)
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("CRM_BENCH_RECORDS")
+        .unwrap_or_else(|_| "100000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        println!("## ECIF load and reads (customer-profile)\n");
+        println!("| records | COPY (floor) | bulk import (gRPC, {STREAMS} streams) | file load | upsert p50 / p99 @500/s | 360° p50 / p99 @1000/s |");
+        println!("|---|---|---|---|---|---|");
+        for n in sizes {
+            let records = sample::generate(42, n);
+            let copy = copy_rate(&records).await;
+            let env = TestEnv::new("customer-profile").await;
+            let run = start(&env).await;
+            let (import, accepted) = import_rate(&run, &records).await;
+            let file = file_rate(&records).await;
+            let fresh = sample::generate(7_000_000 + n as u64, 5000);
+            let client = run.client.clone();
+            let (u50, u99) = latency(500, 10, |i| {
+                let mut c = client.clone();
+                let mut r = fresh[(i as usize) % fresh.len()].clone();
+                r.source_version = 1_000 + i as i64;
+                async move {
+                    let _ = c.upsert_source_record(pb::UpsertSourceRecordRequest { record: Some(r) }).await;
+                }
+            })
+            .await;
+            let numbers: Vec<String> = sqlx::query_scalar("SELECT customer_number FROM party WHERE status = 'ACTIVE' ORDER BY random() LIMIT 10000")
+                .fetch_all(&run.pool)
+                .await
+                .expect("numbers");
+            let (v50, v99) = latency(1000, 10, |i| {
+                let mut c = client.clone();
+                let number = numbers[(i as usize) % numbers.len()].clone();
+                async move {
+                    let _ = c.get_customer360(pb::GetCustomer360Request { customer_number: number }).await;
+                }
+            })
+            .await;
+            let _ = run.stop.send(());
+            let _ = run.handle.await;
+            println!(
+                "| {n} ({accepted} accepted) | {copy:.0} rows/s | {import:.0} records/s ({:.1} % of COPY) | {file:.0} records/s | {u50:.1} / {u99:.1} ms | {v50:.1} / {v99:.1} ms |",
+                100.0 * import / copy
+            );
+        }
+    });
+}
