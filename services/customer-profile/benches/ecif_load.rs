@@ -30,7 +30,10 @@ async fn copy_rate(records: &[pb::SourceRecord]) -> f64 {
     let env = TestEnv::new("customer-profile").await;
     let mut conn = sqlx::PgConnection::connect(&env.database_url()).await.expect("connect");
     let columns = file_load::COLUMNS.iter().map(|c| format!("{c} text")).collect::<Vec<_>>().join(", ");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE raw_records ({columns})"))).execute(&mut conn).await.expect("table");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE TABLE raw_records ({columns})")))
+        .execute(&mut conn)
+        .await
+        .expect("table");
     let mut data = String::new();
     for r in records {
         data.push_str(&file_load::to_line(r).replace('|', "\t"));
@@ -120,7 +123,8 @@ where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let hist = std::sync::Arc::new(std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("hist")));
+    let hist =
+        std::sync::Arc::new(std::sync::Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("hist")));
     let mut ticker = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
     let mut tasks = Vec::new();
     for i in 0..rate * seconds {

@@ -64,7 +64,9 @@ fn escape(field: &str) -> String {
 pub fn to_line(r: &pb::SourceRecord) -> String {
     let key = r.key.clone().unwrap_or_default();
     let kind = if r.party_kind == pb::PartyKind::Corporate as i32 { "CORPORATE" } else { "PERSONAL" };
-    let id_type = pb::IdType::try_from(r.id_type).map(|t| t.as_str_name().trim_start_matches("ID_TYPE_").to_string()).unwrap_or_default();
+    let id_type = pb::IdType::try_from(r.id_type)
+        .map(|t| t.as_str_name().trim_start_matches("ID_TYPE_").to_string())
+        .unwrap_or_default();
     let gender = match pb::Gender::try_from(r.gender) {
         Ok(pb::Gender::Male) => "M",
         Ok(pb::Gender::Female) => "F",

@@ -613,7 +613,8 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             }
             if pending.len() >= IMPORT_BATCH || (ended && !pending.is_empty()) {
                 let records: Vec<ValidatedRecord> = pending.iter().map(|(_, _, v)| v.clone()).collect();
-                let results = store::upsert_batch(&self.pool, &self.trust, &self.pii, &records, actor.as_deref()).await?;
+                let results =
+                    store::upsert_batch(&self.pool, &self.trust, &self.pii, &records, actor.as_deref()).await?;
                 for ((i, key, _), r) in pending.drain(..).zip(results) {
                     response.accepted_count += 1;
                     outcomes[i as usize] = Some(pb::ImportOutcome {
