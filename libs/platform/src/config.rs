@@ -39,6 +39,16 @@ relay_poll_ms = 500
 [telemetry]
 log_format = "human"
 log_filter = "info"
+
+[auth]
+issuer = "crm-identity"
+audience = "crm"
+identity_endpoint = "http://127.0.0.1:50051"
+leeway_s = 30
+key_refresh_min_interval_ms = 5000
+verified_cache_capacity = 10000
+revocation_poll_ms = 1000
+max_token_ttl_s = 3600
 "#;
 
 /// Why configuration could not be used.
@@ -248,6 +258,57 @@ impl MessagingSettings {
     }
 }
 
+/// Token verification (docs/auth.md). Every service verifies tokens locally with the
+/// keys identity publishes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Required `iss` of access tokens.
+    pub issuer: String,
+    /// Required `aud` of access tokens.
+    pub audience: String,
+    /// `http://host:port` of identity, asked for verification keys on an unknown key id.
+    pub identity_endpoint: String,
+    /// Clock skew tolerated on token times, in seconds.
+    pub leeway_s: i64,
+    /// Least time between two key fetches, so that forged key ids cannot flood identity.
+    pub key_refresh_min_interval_ms: u64,
+    /// Verified tokens remembered (saves a signature check per repeated call).
+    pub verified_cache_capacity: usize,
+    /// How often every replica reloads the revocation list from its database.
+    pub revocation_poll_ms: u64,
+    /// Longest access-token lifetime in use; revocations older than this are moot.
+    pub max_token_ttl_s: u64,
+}
+
+impl AuthSettings {
+    /// Checks value ranges.
+    pub fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
+        v.check(!self.issuer.trim().is_empty(), "auth.issuer", "must not be empty")?;
+        v.check(!self.audience.trim().is_empty(), "auth.audience", "must not be empty")?;
+        v.check(
+            self.identity_endpoint.starts_with("http://") || self.identity_endpoint.starts_with("https://"),
+            "auth.identity_endpoint",
+            "must be an http:// or https:// URL",
+        )?;
+        v.check((0..=300).contains(&self.leeway_s), "auth.leeway_s", "must be between 0 and 300")?;
+        v.check(self.verified_cache_capacity > 0, "auth.verified_cache_capacity", "must be positive")?;
+        v.check(self.revocation_poll_ms > 0, "auth.revocation_poll_ms", "must be positive")?;
+        v.check(self.max_token_ttl_s > 0, "auth.max_token_ttl_s", "must be positive")
+    }
+
+    /// The verifier settings these amount to.
+    pub fn verifier(&self) -> crate::auth::VerifierSettings {
+        crate::auth::VerifierSettings {
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            leeway_s: self.leeway_s,
+            key_refresh_min_interval: Duration::from_millis(self.key_refresh_min_interval_ms),
+            cache_capacity: self.verified_cache_capacity,
+        }
+    }
+}
+
 /// Log output style.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -303,6 +364,8 @@ pub struct PlatformSettings {
     pub messaging: MessagingSettings,
     /// Logs and traces.
     pub telemetry: TelemetrySettings,
+    /// Token verification.
+    pub auth: AuthSettings,
 }
 
 impl PlatformSettings {
@@ -312,7 +375,8 @@ impl PlatformSettings {
         self.grpc.validate(&v)?;
         self.database.validate(&v)?;
         self.messaging.validate(&v)?;
-        self.telemetry.validate(&v)
+        self.telemetry.validate(&v)?;
+        self.auth.validate(&v)
     }
 }
 

@@ -7,6 +7,7 @@
 //! their own transactions and map their errors to gRPC through [`error::to_status`].
 //!
 //! # Layout
+//! - [`auth`]: token verification, the authorization layer, the current caller.
 //! - [`cli`]: the shared command line (`serve`, `migrate`, `healthcheck`).
 //! - [`config`]: layered settings (defaults → file → `CRM_<SERVICE>__…` environment).
 //! - [`telemetry`]: logs, OTLP traces, W3C trace context over gRPC and AMQP.
@@ -18,6 +19,7 @@
 //! - [`shutdown`]: stop signals.
 //! - `testing` (feature `testing`): fresh databases and exchanges for integration tests.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;

@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -12,9 +13,12 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
 
+use crate::auth::revocation::RevocationHandler;
+use crate::auth::{AuthLayer, IdentityKeys, KeySource, Policy, Verifier};
 use crate::config::PlatformSettings;
 use crate::error::PlatformError;
-use crate::messaging::{Broker, OutboxRelay};
+use crate::grpc::client::ClientSettings;
+use crate::messaging::{Broker, Consumer, ConsumerConfig, OutboxRelay};
 
 /// A background task of a service (a consumer), started with the token that stops it.
 pub type BackgroundTask = Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -32,6 +36,8 @@ pub struct ServiceRuntime {
     listener: TcpListener,
     health: HealthReporter,
     base_routes: Routes,
+    /// Set by [`ServiceRuntime::protect`]; every service but a test fixture sets it.
+    auth: Option<AuthLayer>,
 }
 
 impl std::fmt::Debug for ServiceRuntime {
@@ -57,7 +63,29 @@ impl ServiceRuntime {
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
         let base_routes = Routes::new(health_service).add_service(crate::grpc::server::reflection()?);
-        Ok(Self { name, settings, pool, broker, listener, health, base_routes })
+        Ok(Self { name, settings, pool, broker, listener, health, base_routes, auth: None })
+    }
+
+    /// A verifier with keys from identity (`auth.identity_endpoint`).
+    pub fn identity_verifier(&self) -> Result<Arc<Verifier>, PlatformError> {
+        let channel = crate::grpc::client::channel(&ClientSettings {
+            endpoint: self.settings.auth.identity_endpoint.clone(),
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+        })?;
+        Ok(self.verifier(Arc::new(IdentityKeys::new(channel))))
+    }
+
+    /// A verifier with keys from `source` (identity's own store; fixed keys in tests).
+    pub fn verifier(&self, source: Arc<dyn KeySource>) -> Arc<Verifier> {
+        Arc::new(Verifier::new(self.settings.auth.verifier(), source))
+    }
+
+    /// Authenticates and authorises every call against `policy`. Also keeps the
+    /// verifier's revocations current: a consumer records identity's
+    /// `PrincipalRevoked` events, and every replica reloads them.
+    pub fn protect(&mut self, verifier: Arc<Verifier>, policy: Policy) {
+        self.auth = Some(AuthLayer::new(verifier, policy));
     }
 
     /// The bound port (useful when the configuration asked for port 0).
@@ -105,10 +133,39 @@ impl ServiceRuntime {
         for task in tasks {
             handles.push(tokio::spawn(task(background.clone())));
         }
+        if let Some(auth) = &self.auth {
+            let auth_settings = &self.settings.auth;
+            let max_ttl = Duration::from_secs(auth_settings.max_token_ttl_s);
+            handles.push(tokio::spawn(crate::auth::revocation::keep_current(
+                self.pool.clone(),
+                auth.verifier().clone(),
+                Duration::from_millis(auth_settings.revocation_poll_ms),
+                max_ttl,
+                background.clone(),
+            )));
+            let consumer = Consumer::new(
+                self.pool.clone(),
+                self.broker.clone(),
+                ConsumerConfig {
+                    name: format!("{}.principal-revocations", self.name),
+                    bindings: vec![crate::auth::PRINCIPAL_REVOKED.to_string()],
+                    prefetch: 16,
+                    max_attempts: self.settings.messaging.max_attempts,
+                    retry_backoff: Duration::from_millis(self.settings.messaging.retry_backoff_ms),
+                },
+                RevocationHandler,
+            );
+            handles.push(tokio::spawn(consumer.run(background.clone())));
+        }
 
         let grace = self.settings.grpc.shutdown_grace();
-        let server =
-            crate::grpc::server::serve(&self.settings.grpc, self.listener, routes, stopping.clone().cancelled_owned());
+        let server = crate::grpc::server::serve(
+            &self.settings.grpc,
+            self.listener,
+            routes,
+            self.auth,
+            stopping.clone().cancelled_owned(),
+        );
         let served = tokio::select! {
             r = server => r,
             _ = async { stopping.cancelled().await; tokio::time::sleep(grace).await } => {

@@ -128,3 +128,67 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// Signs access tokens for tests with a key the service under test is given through
+/// [`TestTokens::key_source`], so tests exercise the real verification path without
+/// running identity.
+#[derive(Debug, Clone)]
+pub struct TestTokens {
+    key: crate::auth::SigningKey,
+}
+
+impl Default for TestTokens {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestTokens {
+    /// A fresh signing key.
+    pub fn new() -> Self {
+        Self { key: crate::auth::SigningKey::generate(unique("test-key")) }
+    }
+
+    /// The key source to build the service's verifier with.
+    pub fn key_source(&self) -> std::sync::Arc<dyn crate::auth::KeySource> {
+        std::sync::Arc::new(crate::auth::StaticKeys(vec![self.key.verification_key()]))
+    }
+
+    /// Claims of a 15-minute user token for the default issuer and audience; adjust and
+    /// [`sign`](Self::sign) them.
+    pub fn claims(
+        &self,
+        subject: &str,
+        perms: &[&str],
+        scope: crate::auth::DataScope,
+        org_path: &str,
+    ) -> crate::auth::Claims {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let org = org_path.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_string();
+        crate::auth::Claims {
+            iss: "crm-identity".into(),
+            sub: subject.into(),
+            aud: "crm".into(),
+            iat: now,
+            exp: now + 900,
+            jti: uuid::Uuid::new_v4().to_string(),
+            kind: crate::auth::PrincipalKind::User,
+            name: subject.into(),
+            org,
+            org_path: org_path.into(),
+            roles: vec![],
+            perms: perms.iter().map(|p| p.to_string()).collect(),
+            scope,
+        }
+    }
+
+    /// Signs claims.
+    pub fn sign(&self, claims: &crate::auth::Claims) -> String {
+        crate::auth::sign(claims, &self.key)
+    }
+
+    /// A signed token for `subject` with `perms` and `scope` at `org_path`.
+    pub fn token(&self, subject: &str, perms: &[&str], scope: crate::auth::DataScope, org_path: &str) -> String {
+        self.sign(&self.claims(subject, perms, scope, org_path))
+    }
+}

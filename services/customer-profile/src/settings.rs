@@ -108,6 +108,8 @@ pub struct Settings {
     pub messaging: crm_platform::config::MessagingSettings,
     /// Logs and traces.
     pub telemetry: crm_platform::config::TelemetrySettings,
+    /// Token verification.
+    pub auth: crm_platform::config::AuthSettings,
     /// ECIF rules.
     pub customer: CustomerSettings,
 }
@@ -140,6 +142,7 @@ impl Settings {
             database: self.database.clone(),
             messaging: self.messaging.clone(),
             telemetry: self.telemetry.clone(),
+            auth: self.auth.clone(),
         }
     }
 }

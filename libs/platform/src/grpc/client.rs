@@ -22,13 +22,21 @@ pub struct ClientSettings {
     pub connect_timeout: Duration,
 }
 
-/// Adds the current trace context (`traceparent`) to every outgoing call.
+/// Adds the current trace context (`traceparent`) to every outgoing call and, when
+/// the call is made while handling another, that caller's token, so that the callee
+/// applies the original caller's permissions and data scope.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TracePropagation;
 
 impl Interceptor for TracePropagation {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         crate::telemetry::inject_into_metadata(request.metadata_mut());
+        if !request.metadata().contains_key("authorization")
+            && let Some(caller) = crate::auth::current_caller()
+            && let Ok(value) = format!("Bearer {}", caller.token()).parse()
+        {
+            request.metadata_mut().insert("authorization", value);
+        }
         Ok(request)
     }
 }

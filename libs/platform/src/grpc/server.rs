@@ -10,6 +10,7 @@ use tonic::transport::Server;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
+use crate::auth::AuthLayer;
 use crate::config::GrpcSettings;
 use crate::error::PlatformError;
 
@@ -44,6 +45,7 @@ fn rpc_span(request: &http::Request<()>) -> tracing::Span {
         rpc.system = "grpc",
         rpc.service = %service,
         rpc.method = %method,
+        enduser.id = tracing::field::Empty,
     );
     crate::telemetry::set_parent(&span, crate::telemetry::extract_from_headers(request.headers()));
     span
@@ -55,16 +57,21 @@ fn rpc_span(request: &http::Request<()>) -> tracing::Span {
 /// Every call gets a span, the configured timeout, and a place under a global
 /// concurrency limit; calls beyond the limit are refused at once with
 /// RESOURCE_EXHAUSTED (load shedding) rather than queued.
+///
+/// With `auth`, every call is authenticated and authorised before it reaches a
+/// handler (after load shedding, so that a flood is refused before any signature check).
 pub async fn serve(
     settings: &GrpcSettings,
     listener: TcpListener,
     routes: Routes,
+    auth: Option<AuthLayer>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), PlatformError> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     let limits = ServiceBuilder::new()
         .load_shed()
         .layer(GlobalConcurrencyLimitLayer::new(settings.concurrency_limit))
+        .option_layer(auth)
         .into_inner();
     tracing::info!(addr = ?addr, "grpc server listening");
     Server::builder()

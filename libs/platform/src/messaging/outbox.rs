@@ -7,7 +7,8 @@ use uuid::Uuid;
 /// published if and only if the transaction commits. The CloudEvents type is the
 /// message's fully qualified protobuf name; `subject` is the aggregate key (events of
 /// one subject are published in commit order). The current trace context is stored so
-/// that the event continues the caller's trace.
+/// that the event continues the caller's trace. Without an explicit `actor`, the
+/// subject of the call being handled (if any) is recorded.
 pub async fn enqueue<M: prost::Name>(
     tx: &mut PgConnection,
     source: &str,
@@ -28,6 +29,8 @@ pub async fn enqueue_raw(
     actor: Option<&str>,
 ) -> Result<Uuid, sqlx::Error> {
     let id = Uuid::now_v7();
+    let caller = crate::auth::current_caller();
+    let actor = actor.or_else(|| caller.as_deref().map(|c| c.subject()));
     let (traceparent, tracestate) = crate::telemetry::current_trace_context();
     sqlx::query(
         "INSERT INTO crm_kit.outbox (event_id, event_type, source, subject, payload, traceparent, tracestate, actor)
