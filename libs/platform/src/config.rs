@@ -35,6 +35,7 @@ max_attempts = 5
 retry_backoff_ms = 1000
 relay_batch_size = 500
 relay_poll_ms = 500
+queue_prefix = ""
 
 [telemetry]
 log_format = "human"
@@ -240,9 +241,18 @@ pub struct MessagingSettings {
     pub relay_batch_size: i64,
     /// Fallback poll interval of the relay when no notification arrives.
     pub relay_poll_ms: u64,
+    /// Put before every queue name; empty in production. Lets several deployments (or
+    /// parallel tests) share one broker without competing for each other's messages.
+    pub queue_prefix: String,
 }
 
 impl MessagingSettings {
+    /// The queue of consumer `name` of `service`, e.g. `customer-profile.org-directory`:
+    /// shared by the service's replicas, which compete for its messages.
+    pub fn queue(&self, service: &str, name: &str) -> String {
+        format!("{}{service}.{name}", self.queue_prefix)
+    }
+
     /// Checks value ranges.
     pub fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
         let url = self.url.expose_secret();

@@ -147,7 +147,7 @@ impl ServiceRuntime {
                 self.pool.clone(),
                 self.broker.clone(),
                 ConsumerConfig {
-                    name: format!("{}.principal-revocations", self.name),
+                    name: self.settings.messaging.queue(self.name, "principal-revocations"),
                     bindings: vec![crate::auth::PRINCIPAL_REVOKED.to_string()],
                     prefetch: 16,
                     max_attempts: self.settings.messaging.max_attempts,

@@ -64,6 +64,7 @@ impl TestEnv {
             ("database.url".to_string(), self.database_url()),
             ("messaging.url".to_string(), amqp_url()),
             ("messaging.exchange".to_string(), self.exchange.clone()),
+            ("messaging.queue_prefix".to_string(), format!("{}.", self.exchange)),
             ("grpc.host".to_string(), "127.0.0.1".to_string()),
             ("grpc.port".to_string(), "0".to_string()),
             ("grpc.health_interval_ms".to_string(), "100".to_string()),

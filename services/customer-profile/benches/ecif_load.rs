@@ -8,6 +8,8 @@
 
 use std::time::{Duration, Instant};
 
+use crm_platform::auth::DataScope;
+use crm_platform::grpc::client::BearerToken;
 use crm_platform::testing::TestEnv;
 use crm_proto::crm::customer::v1 as pb;
 use customer_profile::{Application, Settings, file_load, sample};
@@ -47,22 +49,33 @@ async fn copy_rate(records: &[pb::SourceRecord]) -> f64 {
 }
 
 struct Running {
-    client: pb::customer_service_client::CustomerServiceClient<tonic::transport::Channel>,
+    client: pb::customer_service_client::CustomerServiceClient<
+        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>,
+    >,
     pool: sqlx::PgPool,
     stop: tokio::sync::oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<Result<(), crm_platform::PlatformError>>,
 }
 
 async fn start(env: &TestEnv) -> Running {
-    let app = Application::build(settings(env)).await.expect("build");
+    // The load runs as a source system would: with a token, through the auth layer.
+    let tokens = crm_platform::testing::TestTokens::new();
+    let app = Application::build_with_keys(settings(env), Some(tokens.key_source())).await.expect("build");
+    let token = tokens.token("bench-source", &["customer.read", "customer.write"], DataScope::All, "/HO/");
     let (pool, port) = (app.pool(), app.port());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let client = pb::customer_service_client::CustomerServiceClient::connect(format!("http://127.0.0.1:{port}"))
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("uri")
+        .connect()
         .await
         .expect("connect");
+    let client = pb::customer_service_client::CustomerServiceClient::with_interceptor(
+        channel,
+        BearerToken::new(&token).expect("token"),
+    );
     Running { client, pool, stop, handle }
 }
 

@@ -14,6 +14,9 @@ pub enum Error {
     /// The request conflicts with the current state (e.g. a suspect pair already resolved).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The customer exists but lies outside the caller's data scope.
+    #[error("{0} is outside your data scope")]
+    OutOfScope(String),
     /// A concurrent change won; retry.
     #[error("concurrent change, retry: {0}")]
     Conflict(String),
@@ -31,6 +34,7 @@ impl ServiceError for Error {
             Error::Invalid(_) => ErrorCode::InvalidArgument,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
+            Error::OutOfScope(_) => ErrorCode::PermissionDenied,
             Error::Conflict(_) => ErrorCode::Aborted,
             Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
                 ErrorCode::Unavailable

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crm_platform::FieldViolations;
+use crm_platform::auth::Caller;
 use crm_proto::crm::common::v1 as common;
 use crm_proto::crm::customer::v1 as pb;
 use futures::StreamExt;
@@ -12,6 +13,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::access;
 use crate::domain::{self, Date, Gender, IdType, PartyKind, TrustTable, ValidatedRecord, mask_id_number, mask_phone};
 use crate::error::Error;
 use crate::pii::PiiCipher;
@@ -38,13 +40,15 @@ impl CustomerApi {
         Self { pool, trust: Arc::new(trust), pii: Arc::new(pii) }
     }
 
-    /// Decrypts a stored ID or phone number for display, masked. A value that does not
-    /// decrypt (wrong key) is shown as fully masked rather than failing the read.
-    fn reveal_masked(&self, field: &str, stored: &str, mask: fn(&str) -> String) -> String {
+    /// Decrypts a stored ID or phone number for display: in full for callers with
+    /// `customer.pii.read`, masked for everyone else. A value that does not decrypt
+    /// (wrong key) is shown as fully masked rather than failing the read.
+    fn reveal(&self, field: &str, stored: &str, mask: fn(&str) -> String, full: bool) -> String {
         if stored.is_empty() {
             return String::new();
         }
         match self.pii.decrypt(field, stored) {
+            Ok(plain) if full => plain,
             Ok(plain) => mask(&plain),
             Err(e) => {
                 tracing::error!(field, error = %e, "stored value does not decrypt with the configured key");
@@ -185,7 +189,7 @@ fn micros_timestamp(micros: i64) -> Timestamp {
     Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1000) as i32 }
 }
 
-fn customer_to_pb(api: &CustomerApi, c: StoredCustomer) -> pb::Customer {
+fn customer_to_pb(api: &CustomerApi, c: StoredCustomer, full_pii: bool) -> pb::Customer {
     let get = |k: &str| c.golden.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let birth_date = c
         .golden
@@ -212,8 +216,8 @@ fn customer_to_pb(api: &CustomerApi, c: StoredCustomer) -> pb::Customer {
             update_time: l.get("updated_at").and_then(Value::as_i64).map(micros_timestamp),
         })
         .collect();
-    let phone = api.reveal_masked("mobile_phone", &get("mobile_phone"), mask_phone);
-    let id_number = api.reveal_masked("id_number", &get("id_number"), mask_id_number);
+    let phone = api.reveal("mobile_phone", &get("mobile_phone"), mask_phone, full_pii);
+    let id_number = api.reveal("id_number", &get("id_number"), mask_id_number, full_pii);
     pb::Customer {
         customer_number: c.customer_number.clone(),
         party_kind: if c.party_kind == "CORPORATE" { pb::PartyKind::Corporate } else { pb::PartyKind::Personal } as i32,
@@ -271,8 +275,68 @@ fn customer_numbers(numbers: &[String], v: &mut FieldViolations) -> Vec<String> 
     numbers.iter().map(|n| n.trim().to_string()).collect()
 }
 
-fn actor<T>(request: &Request<T>) -> Option<String> {
-    request.metadata().get("x-crm-actor").and_then(|v| v.to_str().ok()).map(str::to_string)
+/// The verified caller of a request: what they may see, and how they are recorded in
+/// events and the access audit trail.
+#[derive(Debug, Clone)]
+struct Viewer {
+    caller: Arc<Caller>,
+    visibility: store::Visibility,
+    full_pii: bool,
+    source_address: Option<String>,
+}
+
+fn viewer<T>(request: &Request<T>) -> Result<Viewer, Status> {
+    let caller = crm_platform::auth::caller(request)?;
+    Ok(Viewer {
+        visibility: access::visibility(caller),
+        full_pii: access::can_see_pii(caller),
+        caller: Arc::new(caller.clone()),
+        source_address: request.remote_addr().map(|a| a.to_string()),
+    })
+}
+
+impl Viewer {
+    /// The actor recorded in history and events.
+    fn actor(&self) -> Option<&str> {
+        Some(self.caller.subject())
+    }
+
+    /// An audit entry for `action` on `customer_number`.
+    fn audit(&self, action: &str, customer_number: Option<&str>, details: Value) -> store::AuditEntry {
+        store::AuditEntry {
+            actor: self.caller.subject().to_string(),
+            actor_name: self.caller.claims.name.clone(),
+            action: action.to_string(),
+            customer_number: customer_number.map(str::to_string),
+            source_address: self.source_address.clone(),
+            trace_id: Some(crm_platform::telemetry::trace_id(&tracing::Span::current())),
+            details,
+        }
+    }
+}
+
+impl CustomerApi {
+    /// Refuses a customer outside the viewer's data scope. Give the surviving number.
+    async fn ensure_visible(&self, viewer: &Viewer, customer_number: &str) -> Result<(), Error> {
+        match store::customer_visible(&self.pool, customer_number, &viewer.visibility).await? {
+            Some(true) => Ok(()),
+            Some(false) => Err(Error::OutOfScope(format!("customer {customer_number}"))),
+            None => Err(Error::NotFound(format!("customer {customer_number}"))),
+        }
+    }
+
+    /// Resolves a (possibly absorbed) customer number to its survivor and refuses it
+    /// when outside the viewer's data scope.
+    async fn visible_survivor(&self, viewer: &Viewer, customer_number: &str) -> Result<StoredCustomer, Error> {
+        let customer = store::customer_by_number(&self.pool, customer_number).await?;
+        self.ensure_visible(viewer, &customer.customer_number).await?;
+        Ok(customer)
+    }
+
+    /// Writes audit entries; a read or change that cannot be audited fails.
+    async fn audit(&self, entries: &[store::AuditEntry]) -> Result<(), Error> {
+        store::audit(&self.pool, entries).await
+    }
 }
 
 fn upsert_response(r: store::UpsertResult) -> pb::UpsertSourceRecordResponse {
@@ -327,6 +391,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListCustomerHistoryRequest>,
     ) -> Result<Response<pb::ListCustomerHistoryResponse>, Status> {
+        let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         let size = page_size(r.page_size, &mut v);
@@ -335,6 +400,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             v.add("customer_number", "is required");
         }
         v.into_result().map_err(Error::Invalid)?;
+        self.visible_survivor(&viewer, r.customer_number.trim()).await?;
         let rows = store::customer_history(&self.pool, r.customer_number.trim(), before, size).await?;
         let next = if rows.len() as i64 == size {
             rows.last().map(|h| h.id.to_string()).unwrap_or_default()
@@ -351,7 +417,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::AddRelationshipRequest>,
     ) -> Result<Response<pb::AddRelationshipResponse>, Status> {
-        let actor = actor(&request);
+        let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         for (field, value) in
@@ -372,14 +438,23 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             return Err(Error::Invalid(v).into());
         };
         v.into_result().map_err(Error::Invalid)?;
+        for number in [&r.customer_number, &r.related_customer_number] {
+            self.visible_survivor(&viewer, number.trim()).await?;
+        }
         let row = store::add_relationship(
             &self.pool,
             r.customer_number.trim(),
             kind,
             r.related_customer_number.trim(),
             &r.role.trim().to_ascii_uppercase(),
-            actor.as_deref(),
+            viewer.actor(),
         )
+        .await?;
+        self.audit(&[viewer.audit(
+            "customer.add_relationship",
+            Some(r.customer_number.trim()),
+            serde_json::json!({"kind": kind, "related_customer_number": r.related_customer_number.trim()}),
+        )])
         .await?;
         Ok(Response::new(pb::AddRelationshipResponse { relationship: Some(relationship_to_pb(row)) }))
     }
@@ -388,6 +463,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::GetCustomer360Request>,
     ) -> Result<Response<pb::GetCustomer360Response>, Status> {
+        let viewer = viewer(&request)?;
         let r = request.into_inner();
         if r.customer_number.trim().is_empty() {
             let mut v = FieldViolations::new();
@@ -395,8 +471,16 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             return Err(Error::Invalid(v).into());
         }
         let view = store::customer_360(&self.pool, r.customer_number.trim()).await?;
+        self.ensure_visible(&viewer, &view.customer.customer_number).await?;
+        // Audited before anything is returned: no full view leaves without its record.
+        self.audit(&[viewer.audit(
+            "customer.view_360",
+            Some(&view.customer.customer_number),
+            serde_json::json!({"requested": r.customer_number.trim(), "full_pii": viewer.full_pii}),
+        )])
+        .await?;
         Ok(Response::new(pb::GetCustomer360Response {
-            customer: Some(customer_to_pb(self, view.customer)),
+            customer: Some(customer_to_pb(self, view.customer, viewer.full_pii)),
             assignment: view.assignment.as_ref().map(store::assignment_to_pb),
             relationships: view.relationships.into_iter().map(relationship_to_pb).collect(),
             recent_changes: view.recent_changes.into_iter().map(change_to_pb).collect(),
@@ -408,6 +492,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::SearchCustomersRequest>,
     ) -> Result<Response<pb::SearchCustomersResponse>, Status> {
+        let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         let size = page_size(r.page_size, &mut v);
@@ -418,6 +503,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             name_contains: text(&r.name_contains),
             home_org_id: non_empty(&r.home_org_id),
             rm_id: non_empty(&r.rm_id),
+            visibility: viewer.visibility.clone(),
             ..Default::default()
         };
         if let Some(id) = non_empty(&r.id_number) {
@@ -467,8 +553,8 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                     } as i32,
                     name: get("name"),
                     id_type: id_type_to_pb(&get("id_type")) as i32,
-                    id_number: self.reveal_masked("id_number", &get("id_number"), mask_id_number),
-                    mobile_phone: self.reveal_masked("mobile_phone", &get("mobile_phone"), mask_phone),
+                    id_number: self.reveal("id_number", &get("id_number"), mask_id_number, viewer.full_pii),
+                    mobile_phone: self.reveal("mobile_phone", &get("mobile_phone"), mask_phone, viewer.full_pii),
                     home_org_id: c.home_org_id.unwrap_or_default(),
                     primary_rm_id: c.primary_rm_id.unwrap_or_default(),
                 }
@@ -481,7 +567,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::AssignCustomersRequest>,
     ) -> Result<Response<pb::AssignCustomersResponse>, Status> {
-        let actor = actor(&request);
+        let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         let numbers = customer_numbers(&r.customer_numbers, &mut v);
@@ -496,7 +582,14 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             v.add("home_org_id", "give a home org, a primary RM or related RMs to assign");
         }
         v.into_result().map_err(Error::Invalid)?;
-        let rows = store::change_assignments(&self.pool, &numbers, &change, r.reason.trim(), actor.as_deref()).await?;
+        self.ensure_assignable(&viewer, &numbers, non_empty(&r.home_org_id).as_deref()).await?;
+        let rows = store::change_assignments(&self.pool, &numbers, &change, r.reason.trim(), viewer.actor()).await?;
+        let details = serde_json::json!({
+            "home_org_id": r.home_org_id.trim(), "primary_rm_id": r.primary_rm_id.trim(), "reason": r.reason.trim()
+        });
+        let entries: Vec<_> =
+            rows.iter().map(|a| viewer.audit("customer.assign", Some(&a.customer_number), details.clone())).collect();
+        self.audit(&entries).await?;
         Ok(Response::new(pb::AssignCustomersResponse {
             assignments: rows.iter().map(store::assignment_to_pb).collect(),
         }))
@@ -506,19 +599,24 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::RecallCustomersRequest>,
     ) -> Result<Response<pb::RecallCustomersResponse>, Status> {
-        let actor = actor(&request);
+        let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         let numbers = customer_numbers(&r.customer_numbers, &mut v);
         v.into_result().map_err(Error::Invalid)?;
+        self.ensure_assignable(&viewer, &numbers, None).await?;
         let rows = store::change_assignments(
             &self.pool,
             &numbers,
             &store::AssignmentChange::Recall,
             r.reason.trim(),
-            actor.as_deref(),
+            viewer.actor(),
         )
         .await?;
+        let details = serde_json::json!({"reason": r.reason.trim()});
+        let entries: Vec<_> =
+            rows.iter().map(|a| viewer.audit("customer.recall", Some(&a.customer_number), details.clone())).collect();
+        self.audit(&entries).await?;
         Ok(Response::new(pb::RecallCustomersResponse {
             assignments: rows.iter().map(store::assignment_to_pb).collect(),
         }))
@@ -528,6 +626,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListAssignmentHistoryRequest>,
     ) -> Result<Response<pb::ListAssignmentHistoryResponse>, Status> {
+        let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         let size = page_size(r.page_size, &mut v);
@@ -536,6 +635,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             v.add("customer_number", "is required");
         }
         v.into_result().map_err(Error::Invalid)?;
+        self.visible_survivor(&viewer, r.customer_number.trim()).await?;
         let rows = store::assignment_history(&self.pool, r.customer_number.trim(), before, size).await?;
         let next = if rows.len() as i64 == size {
             rows.last().map(|h| h.id.to_string()).unwrap_or_default()
@@ -559,10 +659,13 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::UpsertSourceRecordRequest>,
     ) -> Result<Response<pb::UpsertSourceRecordResponse>, Status> {
-        let actor = actor(&request);
+        let viewer = viewer(&request)?;
         let validated = validate_record(request.into_inner().record, today()).map_err(Error::Invalid)?;
         let result =
-            store::upsert_source_record(&self.pool, &self.trust, &self.pii, &validated, actor.as_deref()).await?;
+            store::upsert_source_record(&self.pool, &self.trust, &self.pii, &validated, viewer.actor()).await?;
+        if result.outcome != pb::UpsertOutcome::Unchanged {
+            self.audit(&[upsert_audit(&viewer, &validated, &result)]).await?;
+        }
         tracing::info!(customer_number = %result.customer_number, outcome = ?result.outcome, "source record upserted");
         Ok(Response::new(upsert_response(result)))
     }
@@ -571,7 +674,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<Streaming<pb::ImportSourceRecordsRequest>>,
     ) -> Result<Response<pb::ImportSourceRecordsResponse>, Status> {
-        let actor = actor(&request);
+        let viewer = viewer(&request)?;
         let mut stream = request.into_inner();
         let today = today();
         let mut response = pb::ImportSourceRecordsResponse::default();
@@ -613,8 +716,14 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             }
             if pending.len() >= IMPORT_BATCH || (ended && !pending.is_empty()) {
                 let records: Vec<ValidatedRecord> = pending.iter().map(|(_, _, v)| v.clone()).collect();
-                let results =
-                    store::upsert_batch(&self.pool, &self.trust, &self.pii, &records, actor.as_deref()).await?;
+                let results = store::upsert_batch(&self.pool, &self.trust, &self.pii, &records, viewer.actor()).await?;
+                let entries: Vec<_> = records
+                    .iter()
+                    .zip(&results)
+                    .filter(|(_, r)| r.outcome != pb::UpsertOutcome::Unchanged)
+                    .map(|(record, r)| upsert_audit(&viewer, record, r))
+                    .collect();
+                self.audit(&entries).await?;
                 for ((i, key, _), r) in pending.drain(..).zip(results) {
                     response.accepted_count += 1;
                     outcomes[i as usize] = Some(pb::ImportOutcome {
@@ -637,6 +746,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::GetCustomerRequest>,
     ) -> Result<Response<pb::GetCustomerResponse>, Status> {
+        let viewer = viewer(&request)?;
         let customer = match request.into_inner().lookup {
             Some(pb::get_customer_request::Lookup::CustomerNumber(n)) if !n.trim().is_empty() => {
                 store::customer_by_number(&self.pool, n.trim()).await?
@@ -652,13 +762,15 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                 return Err(Error::Invalid(v).into());
             }
         };
-        Ok(Response::new(pb::GetCustomerResponse { customer: Some(customer_to_pb(self, customer)) }))
+        self.ensure_visible(&viewer, &customer.customer_number).await?;
+        Ok(Response::new(pb::GetCustomerResponse { customer: Some(customer_to_pb(self, customer, viewer.full_pii)) }))
     }
 
     async fn list_suspect_pairs(
         &self,
         request: Request<pb::ListSuspectPairsRequest>,
     ) -> Result<Response<pb::ListSuspectPairsResponse>, Status> {
+        let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         if r.page_size < 0 {
@@ -674,7 +786,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         };
         v.clone().into_result().map_err(Error::Invalid)?;
         let size = if r.page_size == 0 { DEFAULT_PAGE } else { i64::from(r.page_size).min(MAX_PAGE) };
-        let rows = store::open_suspects(&self.pool, after, size).await?;
+        let rows = store::open_suspects(&self.pool, after, size, &viewer.visibility).await?;
         let next = if rows.len() as i64 == size {
             rows.last().map(|s| s.id.to_string()).unwrap_or_default()
         } else {
@@ -687,7 +799,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                 customer_number_a: s.customer_a,
                 customer_number_b: s.customer_b,
                 id_type: id_type_to_pb(&s.id_type) as i32,
-                id_number: self.reveal_masked("id_number", &s.id_number, mask_id_number),
+                id_number: self.reveal("id_number", &s.id_number, mask_id_number, viewer.full_pii),
                 name_a: s.name_a,
                 name_b: s.name_b,
                 create_time: Some(timestamp(s.created_at)),
@@ -700,7 +812,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ResolveSuspectPairRequest>,
     ) -> Result<Response<pb::ResolveSuspectPairResponse>, Status> {
-        let actor = actor(&request);
+        let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         let id = r.suspect_pair_id.parse::<i64>().ok();
@@ -718,7 +830,88 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         let (Some(id), Some(same)) = (id, same) else {
             return Err(Error::Invalid(v).into());
         };
-        let number = store::resolve_suspect(&self.pool, &self.trust, id, same, actor.as_deref()).await?;
+        let number = store::resolve_suspect(&self.pool, &self.trust, id, same, viewer.actor()).await?;
+        self.audit(&[viewer.audit(
+            "customer.resolve_suspect",
+            Some(&number),
+            serde_json::json!({"suspect_pair_id": id, "same_party": same}),
+        )])
+        .await?;
         Ok(Response::new(pb::ResolveSuspectPairResponse { customer_number: number }))
+    }
+
+    async fn list_access_audit(
+        &self,
+        request: Request<pb::ListAccessAuditRequest>,
+    ) -> Result<Response<pb::ListAccessAuditResponse>, Status> {
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        let size = page_size(r.page_size, &mut v);
+        let before = page_position(&r.page_token, &mut v);
+        v.into_result().map_err(Error::Invalid)?;
+        let rows = store::audit_trail(
+            &self.pool,
+            non_empty(&r.customer_number).as_deref(),
+            non_empty(&r.actor).as_deref(),
+            before,
+            size,
+        )
+        .await?;
+        let next = if rows.len() as i64 == size {
+            rows.last().map(|a| a.audit_id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let entries = rows
+            .into_iter()
+            .map(|a| pb::AccessAuditEntry {
+                occurred_at: Some(timestamp(a.occurred_at)),
+                actor: a.entry.actor,
+                actor_name: a.entry.actor_name,
+                action: a.entry.action,
+                customer_number: a.entry.customer_number.unwrap_or_default(),
+                source_address: a.entry.source_address.unwrap_or_default(),
+                trace_id: a.entry.trace_id.unwrap_or_default(),
+                details: a.entry.details.to_string(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListAccessAuditResponse { entries, next_page_token: next }))
+    }
+}
+
+/// The audit entry of an accepted source record.
+fn upsert_audit(viewer: &Viewer, record: &ValidatedRecord, result: &store::UpsertResult) -> store::AuditEntry {
+    viewer.audit(
+        "customer.upsert_source_record",
+        Some(&result.customer_number),
+        serde_json::json!({
+            "source_system": record.record.source_system,
+            "source_customer_id": record.record.source_customer_id,
+            "outcome": result.outcome.as_str_name(),
+        }),
+    )
+}
+
+impl CustomerApi {
+    /// Assignment changes stay inside the caller's data scope: every customer must be
+    /// visible, and a new home org must lie inside the caller's org subtree (or be the
+    /// caller's org for an org scope). An own-scope caller cannot move home orgs.
+    async fn ensure_assignable(
+        &self,
+        viewer: &Viewer,
+        numbers: &[String],
+        home_org: Option<&str>,
+    ) -> Result<(), Error> {
+        for number in numbers {
+            self.visible_survivor(viewer, number).await?;
+        }
+        let Some(org) = home_org else { return Ok(()) };
+        let allowed = match &viewer.visibility {
+            store::Visibility::All => true,
+            store::Visibility::Subtree(path) => store::org_within(&self.pool, org, path).await?,
+            store::Visibility::Org(own) => own == org,
+            store::Visibility::Own(_) => false,
+        };
+        if allowed { Ok(()) } else { Err(Error::OutOfScope(format!("org {org}"))) }
     }
 }

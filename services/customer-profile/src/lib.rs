@@ -10,13 +10,17 @@
 //!   and the outbox events written in the same transactions.
 //! - [`file_load`]: the daily batch file, resumable, with rejected lines reported.
 //! - [`grpc`]: `crm.customer.v1.CustomerService`, proto ↔ domain.
+//! - [`access`]: the permission each RPC needs, data scopes, PII visibility.
+//! - [`events`]: events consumed (identity's org changes, for data scopes).
 //! - [`pii`]: encryption at rest and blind indexes for ID and phone numbers.
 //! - [`sample`]: seeded synthetic source records (sample data, benchmarks).
 //! - [`settings`]: configuration, including source systems and their trust.
 //! - [`error`]: the crate's error enum and its gRPC mapping.
 
+pub mod access;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod file_load;
 pub mod grpc;
 pub mod pii;
@@ -46,8 +50,18 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects, migrates and binds, ready to serve.
+    /// Connects, migrates and binds, ready to serve; tokens are verified with the keys
+    /// identity publishes.
     pub async fn build(settings: Settings) -> Result<Self, crm_platform::PlatformError> {
+        Self::build_with_keys(settings, None).await
+    }
+
+    /// [`Application::build`] with another source of verification keys (tests sign
+    /// their own tokens).
+    pub async fn build_with_keys(
+        settings: Settings,
+        keys: Option<std::sync::Arc<dyn crm_platform::auth::KeySource>>,
+    ) -> Result<Self, crm_platform::PlatformError> {
         let trust = settings.customer.trust_table();
         // Validated with the settings already; a bad key cannot reach this point.
         let pii = settings.customer.pii_cipher().map_err(|e| {
@@ -57,7 +71,12 @@ impl Application {
                 reason: e.to_string(),
             })
         })?;
-        let runtime = ServiceRuntime::build(settings::SERVICE, settings.platform(), &MIGRATOR).await?;
+        let mut runtime = ServiceRuntime::build(settings::SERVICE, settings.platform(), &MIGRATOR).await?;
+        let verifier = match keys {
+            Some(keys) => runtime.verifier(keys),
+            None => runtime.identity_verifier()?,
+        };
+        runtime.protect(verifier, access::POLICY);
         let api = grpc::CustomerApi::new(runtime.pool.clone(), trust, pii);
         Ok(Self { runtime, api })
     }
@@ -78,7 +97,21 @@ impl Application {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), crm_platform::PlatformError> {
         let routes = self.runtime.base_routes().add_service(CustomerServiceServer::new(self.api));
-        self.runtime.run(routes, vec![GRPC_SERVICE], vec![], stop).await
+        let org_directory = crm_platform::messaging::Consumer::new(
+            self.runtime.pool.clone(),
+            self.runtime.broker.clone(),
+            crm_platform::messaging::ConsumerConfig {
+                name: self.runtime.settings.messaging.queue(settings::SERVICE, "org-directory"),
+                bindings: vec![events::ORG_CHANGED.to_string()],
+                prefetch: self.runtime.settings.messaging.prefetch,
+                max_attempts: self.runtime.settings.messaging.max_attempts,
+                retry_backoff: std::time::Duration::from_millis(self.runtime.settings.messaging.retry_backoff_ms),
+            },
+            events::OrgDirectoryHandler,
+        );
+        let tasks: Vec<crm_platform::runtime::BackgroundTask> =
+            vec![Box::new(move |cancel| Box::pin(org_directory.run(cancel)))];
+        self.runtime.run(routes, vec![GRPC_SERVICE], tasks, stop).await
     }
 }
 

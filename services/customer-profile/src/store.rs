@@ -14,6 +14,9 @@ use crate::domain::{Attribute, Candidate, IdentityKey, TrustTable, ValidatedReco
 use crate::error::{Error, Result};
 use crate::pii::PiiCipher;
 
+mod access;
+pub use access::*;
+
 /// Source of this service's events.
 pub const EVENT_SOURCE: &str = "crm/customer-profile";
 
@@ -736,8 +739,14 @@ pub async fn customer_by_source(pool: &PgPool, system: &str, id: &str) -> Result
 }
 
 /// Open suspect pairs after `after_id`, oldest first, skipping pairs whose sides have
-/// since become one customer.
-pub async fn open_suspects(pool: &PgPool, after_id: i64, limit: i64) -> Result<Vec<StoredSuspect>> {
+/// since become one customer, and pairs with a side outside `visibility`.
+pub async fn open_suspects(
+    pool: &PgPool,
+    after_id: i64,
+    limit: i64,
+    visibility: &Visibility,
+) -> Result<Vec<StoredSuspect>> {
+    let (scope, arg) = visibility.sql_args();
     let rows = sqlx::query(
         "SELECT s.suspect_pair_id, s.id_type, s.created_at,
                 pa.customer_number AS customer_a, pb.customer_number AS customer_b,
@@ -749,10 +758,13 @@ pub async fn open_suspects(pool: &PgPool, after_id: i64, limit: i64) -> Result<V
          JOIN party pa ON pa.party_id = ga.party_id
          JOIN party pb ON pb.party_id = gb.party_id
          WHERE s.status = 'OPEN' AND s.suspect_pair_id > $1 AND ga.party_id <> gb.party_id
+           AND party_visible(pa.party_id, $3, $4) AND party_visible(pb.party_id, $3, $4)
          ORDER BY s.suspect_pair_id LIMIT $2",
     )
     .bind(after_id)
     .bind(limit)
+    .bind(scope)
+    .bind(arg)
     .fetch_all(pool)
     .await?;
     rows.iter()
@@ -887,6 +899,15 @@ pub struct SearchCriteria {
     pub home_org_id: Option<String>,
     /// Primary or related RM.
     pub rm_id: Option<String>,
+    /// The caller's data scope.
+    pub visibility: Visibility,
+}
+
+impl Default for Visibility {
+    /// Nothing is visible unless a scope says so.
+    fn default() -> Self {
+        Visibility::Own(String::new())
+    }
 }
 
 /// One search hit.
@@ -922,6 +943,7 @@ pub async fn search(pool: &PgPool, c: &SearchCriteria, after: i64, limit: i64) -
            AND ($5::text IS NULL OR lower(p.golden->>'name') LIKE '%' || $5 || '%')
            AND ($6::text IS NULL OR a.home_org_id = $6)
            AND ($7::text IS NULL OR a.primary_rm_id = $7 OR $7 = ANY(a.related_rm_ids))
+           AND party_visible(p.party_id, $9, $10)
          ORDER BY p.party_id LIMIT $8",
     )
     .bind(after)
@@ -932,6 +954,8 @@ pub async fn search(pool: &PgPool, c: &SearchCriteria, after: i64, limit: i64) -
     .bind(&c.home_org_id)
     .bind(&c.rm_id)
     .bind(limit)
+    .bind(c.visibility.sql_args().0)
+    .bind(c.visibility.sql_args().1)
     .fetch_all(pool)
     .await?;
     rows.iter()

@@ -1,6 +1,8 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crm_platform::auth::DataScope;
+use crm_platform::grpc::client::BearerToken;
 use crm_platform::testing::TestEnv;
 use crm_proto::crm::customer::v1 as pb;
 use customer_profile::{Application, Settings};
@@ -27,10 +29,22 @@ pub fn spans() -> &'static InMemorySpanExporter {
     })
 }
 
+/// A client calling as one principal.
+pub type Client = CustomerServiceClient<tonic::service::interceptor::InterceptedService<Channel, BearerToken>>;
+
+/// Every customer permission except `customer.pii.read`, scope all: what most tests
+/// call with (masked PII, no data-scope filtering).
+pub const OPERATOR_PERMISSIONS: &[&str] =
+    &["customer.read", "customer.write", "customer.assign", "customer.steward", "customer.audit.read"];
+
 pub struct TestApp {
     pub env: TestEnv,
     pub port: u16,
-    pub client: CustomerServiceClient<Channel>,
+    /// Calls as an operator (see [`OPERATOR_PERMISSIONS`]).
+    pub client: Client,
+    /// Signs tokens the app accepts.
+    pub tokens: crm_platform::testing::TestTokens,
+    channel: Channel,
     pub pool: sqlx::PgPool,
     pub events: Events,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -49,7 +63,8 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let mut vars = vec![("customer.pii_key", PII_KEY)];
     vars.extend_from_slice(extra);
     let settings = Settings::load_from(env.vars(&vars)).expect("settings");
-    let app = Application::build(settings).await.expect("build");
+    let tokens = crm_platform::testing::TestTokens::new();
+    let app = Application::build_with_keys(settings, Some(tokens.key_source())).await.expect("build");
     let pool = app.pool();
     let port = app.port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -59,10 +74,13 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let channel =
         Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("uri").connect().await.expect("connect");
     let events = Events::bind(&env).await;
+    let operator = tokens.token("operator-1", OPERATOR_PERMISSIONS, DataScope::All, "/HO/");
     TestApp {
         env,
         port,
-        client: CustomerServiceClient::new(channel),
+        client: client_with(&channel, &operator),
+        tokens,
+        channel,
         pool,
         events,
         stop: Some(stop),
@@ -70,7 +88,26 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     }
 }
 
+fn client_with(channel: &Channel, token: &str) -> Client {
+    CustomerServiceClient::with_interceptor(channel.clone(), BearerToken::new(token).expect("ascii token"))
+}
+
 impl TestApp {
+    /// A client calling with `token`.
+    pub fn client_as(&self, token: &str) -> Client {
+        client_with(&self.channel, token)
+    }
+
+    /// A client for a user with `perms` and `scope` at `org_path`.
+    pub fn client_for(&self, subject: &str, perms: &[&str], scope: DataScope, org_path: &str) -> Client {
+        self.client_as(&self.tokens.token(subject, perms, scope, org_path))
+    }
+
+    /// A client without any token.
+    pub fn anonymous_client(&self) -> CustomerServiceClient<Channel> {
+        CustomerServiceClient::new(self.channel.clone())
+    }
+
     /// Sends the stop signal and waits for a clean exit.
     pub async fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {

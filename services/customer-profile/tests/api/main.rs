@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod access;
 mod assignment;
 mod file_load;
 mod identification;

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crm_platform::auth::DataScope;
 use crm_platform::messaging::{Consumer, ConsumerConfig, EventHandler, HandlerError, IncomingEvent};
 use crm_proto::crm::customer::v1 as pb;
 use tokio_util::sync::CancellationToken;
@@ -117,11 +118,11 @@ async fn the_platform_client_carries_the_callers_trace_to_the_server() {
     let caller = tracing::info_span!(target: "crm_platform", "caller.operation");
     let trace_id = crm_platform::telemetry::trace_id(&caller);
     assert_ne!(trace_id, "00000000000000000000000000000000");
-    client
-        .upsert_source_record(pb::UpsertSourceRecordRequest { record: Some(person("CORE", "C-9", ID18, "张伟")) })
-        .instrument(caller)
-        .await
-        .unwrap();
+    let mut request =
+        tonic::Request::new(pb::UpsertSourceRecordRequest { record: Some(person("CORE", "C-9", ID18, "张伟")) });
+    let token = app.tokens.token("core-banking", &["customer.write"], DataScope::All, "/HO/");
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    client.upsert_source_record(request).instrument(caller).await.unwrap();
     let joined = crm_platform::testing::eventually(Duration::from_secs(5), || async {
         spans().get_finished_spans().unwrap_or_default().iter().any(|s| {
             s.span_context.trace_id().to_string() == trace_id && s.name.contains("CustomerService/UpsertSourceRecord")
