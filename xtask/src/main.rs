@@ -60,11 +60,26 @@ fn run(cmd: &mut Command) -> Result<(), String> {
 /// Settings that are secrets in production and that `up` generates once per checkout
 /// (kept in `.dev/`, which git ignores), so that data written in one session can be
 /// read in the next.
-const DEV_SECRETS: [(&str, &str); 1] = [("customer-profile", "customer.pii_key")];
+/// Each is a 64-hex-digit key except identity's first administrator password, which
+/// must pass the password policy (see [`dev_secret`]).
+const DEV_SECRETS: [(&str, &str); 3] = [
+    ("customer-profile", "customer.pii_key"),
+    ("identity", "identity.key_encryption_key"),
+    ("identity", ADMIN_PASSWORD_KEY),
+];
+
+/// Login of identity's first administrator in development (the service's default).
+const DEV_ADMIN_LOGIN: &str = "admin";
+/// The setting holding that administrator's password.
+const ADMIN_PASSWORD_KEY: &str = "identity.bootstrap.admin_password";
+
+/// Where `up` keeps a development secret.
+fn dev_secret_path(service: &str, key: &str) -> PathBuf {
+    workspace_root().join(".dev").join(format!("{service}.{key}"))
+}
 
 fn dev_secret(service: &str, key: &str) -> Result<String, String> {
-    let dir = workspace_root().join(".dev");
-    let path = dir.join(format!("{service}.{key}"));
+    let path = dev_secret_path(service, key);
     if let Ok(existing) = std::fs::read_to_string(&path) {
         return Ok(existing.trim().to_string());
     }
@@ -74,9 +89,20 @@ fn dev_secret(service: &str, key: &str) -> Result<String, String> {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    std::fs::write(&path, &hex).map_err(|e| e.to_string())?;
-    Ok(hex)
+    // A password needs upper case and a symbol too (identity's password policy).
+    let value = if key == ADMIN_PASSWORD_KEY { format!("Dev-{}!", &hex[..20]) } else { hex };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&path, &value).map_err(|e| e.to_string())?;
+    Ok(value)
+}
+
+/// The development administrator's password, as `up` generated it.
+fn dev_admin_password() -> Result<String, String> {
+    std::fs::read_to_string(dev_secret_path("identity", ADMIN_PASSWORD_KEY))
+        .map(|p| p.trim().to_string())
+        .map_err(|e| format!("no development admin password in .dev/ (run `cargo xtask up` first): {e}"))
 }
 
 fn env_for(service: &str, port: u16) -> Result<Vec<(String, String)>, String> {
@@ -136,6 +162,12 @@ async fn up() -> Result<(), String> {
     for (service, port, _) in &children {
         println!("  {service:<20} grpc://127.0.0.1:{port}   (grpcurl -plaintext 127.0.0.1:{port} list)");
     }
+    if children.iter().any(|(service, _, _)| service == "identity") {
+        println!(
+            "  administrator        login `{DEV_ADMIN_LOGIN}`, password in {}",
+            dev_secret_path("identity", ADMIN_PASSWORD_KEY).display()
+        );
+    }
     println!("  RabbitMQ management  http://127.0.0.1:15672 (guest/guest), if the plugin is enabled");
     println!("  traces               set OTEL_EXPORTER_OTLP_ENDPOINT before `up` to export them\n");
     let _ = tokio::signal::ctrl_c().await;
@@ -184,7 +216,7 @@ async fn main() -> ExitCode {
         Some("up") => up().await,
         Some("test") => test(&args[1..]).await,
         Some("sample") => sample::run(&args[1..]).await,
-        _ => Err("usage: cargo xtask <up|test|sample [--endpoint URL] [--records N]>".into()),
+        _ => Err("usage: cargo xtask <up|test|sample [--endpoint URL] [--identity URL] [--records N]>".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,13 @@
 //! `cargo xtask sample`: loads a generated sample into a running customer-profile and
 //! shows what the ECIF made of it: a merged customer's golden record with lineage and
-//! source cross-reference, and the suspect queue.
+//! source cross-reference, and the suspect queue. It logs in to identity as the
+//! development administrator (`xtask up` generated the password into `.dev/`).
 
+use crm_platform::grpc::client::BearerToken;
 use crm_proto::crm::common::v1 as common;
 use crm_proto::crm::customer::v1 as pb;
+use crm_proto::crm::identity::v1 as id;
+use id::auth_service_client::AuthServiceClient;
 use pb::customer_service_client::CustomerServiceClient;
 
 fn showcase() -> Vec<pb::SourceRecord> {
@@ -54,9 +58,25 @@ pub async fn run(args: &[String]) -> Result<(), String> {
     let endpoint = arg(args, "--endpoint").unwrap_or_else(|| "http://127.0.0.1:50052".into());
     let n: usize =
         arg(args, "--records").map(|v| v.parse().map_err(|_| "--records takes a number")).transpose()?.unwrap_or(2000);
-    let mut client = CustomerServiceClient::connect(endpoint.clone())
+    let identity = arg(args, "--identity").unwrap_or_else(|| "http://127.0.0.1:50051".into());
+    // customer-profile wants a token: log in as the development administrator.
+    let mut auth = AuthServiceClient::connect(identity.clone())
+        .await
+        .map_err(|e| format!("cannot reach identity at {identity} (is `cargo xtask up` running?): {e}"))?;
+    let tokens = auth
+        .login(id::LoginRequest { login: crate::DEV_ADMIN_LOGIN.into(), password: crate::dev_admin_password()? })
+        .await
+        .map_err(|e| format!("cannot log in as `{}`: {}", crate::DEV_ADMIN_LOGIN, e.message()))?
+        .into_inner()
+        .tokens
+        .unwrap_or_default();
+    let bearer = BearerToken::new(&tokens.access_token).ok_or("identity issued an unusable token")?;
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+        .map_err(|e| e.to_string())?
+        .connect()
         .await
         .map_err(|e| format!("cannot reach customer-profile at {endpoint} (is `cargo xtask up` running?): {e}"))?;
+    let mut client = CustomerServiceClient::with_interceptor(channel, bearer);
 
     let mut records = showcase();
     records.extend(customer_profile::sample::generate(42, n));

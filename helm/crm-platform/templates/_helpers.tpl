@@ -121,6 +121,10 @@ may override the chart's values (the schema refuses the keys the chart must own)
 {{- if $t.otlpEndpoint -}}
 {{- $_ := set $d "OTEL_EXPORTER_OTLP_ENDPOINT" $t.otlpEndpoint -}}
 {{- end -}}
+{{- /* Callers of identity fetch its token verification keys from its Service. */ -}}
+{{- if has "identity" (.svc.callees | default list) -}}
+{{- $_ := set $d (printf "%s__AUTH__IDENTITY_ENDPOINT" $p) (printf "http://%s:50051" (include "crm.fullname" (dict "root" .root "name" "identity"))) -}}
+{{- end -}}
 {{- range $key, $value := (.svc.config | default dict) -}}
 {{- $_ := set $d (printf "%s__%s" $p $key) (toString $value) -}}
 {{- end -}}

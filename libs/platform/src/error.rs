@@ -178,6 +178,9 @@ pub enum PlatformError {
     /// An I/O error (binding a port, reading a file).
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A service's own start-up step failed (bootstrap data, keys).
+    #[error("start-up failed: {0}")]
+    Startup(String),
 }
 
 impl ServiceError for PlatformError {

@@ -1,0 +1,6 @@
+//! `identity [migrate|healthcheck]`: see `crm_platform::cli`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    crm_platform::cli::main::<identity::Identity>().await
+}

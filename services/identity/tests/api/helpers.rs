@@ -1,0 +1,213 @@
+use std::time::Duration;
+
+use crm_platform::grpc::client::BearerToken;
+use crm_platform::testing::TestEnv;
+use crm_proto::crm::identity::v1 as pb;
+use identity::{Application, Settings};
+use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use pb::auth_service_client::AuthServiceClient;
+use pb::identity_admin_service_client::IdentityAdminServiceClient;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub const ADMIN_PASSWORD: &str = "Bootstrap-Root-2026!";
+pub const KEK: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+pub const PASSWORD: &str = "Teller-Window-42";
+
+pub type Admin = IdentityAdminServiceClient<InterceptedService<Channel, BearerToken>>;
+
+pub struct TestApp {
+    pub env: TestEnv,
+    pub port: u16,
+    pub pool: sqlx::PgPool,
+    pub auth: AuthServiceClient<Channel>,
+    channel: Channel,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), crm_platform::PlatformError>>>,
+}
+
+/// Starts identity on a free port with a fresh database, cheap password hashing and a
+/// 2-second lockout.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    let env = TestEnv::new("identity").await;
+    let mut vars = vec![
+        ("identity.key_encryption_key", KEK),
+        ("identity.bootstrap.admin_password", ADMIN_PASSWORD),
+        ("identity.argon2.memory_kib", "256"),
+        ("identity.argon2.iterations", "1"),
+        ("identity.lockout_duration_s", "2"),
+        ("telemetry.log_filter", "warn"),
+    ];
+    vars.extend_from_slice(extra);
+    let settings = Settings::load_from(env.vars(&vars)).expect("settings");
+    let app = Application::build(settings).await.expect("build");
+    let (pool, port) = (app.pool(), app.port());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let channel =
+        Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("uri").connect().await.expect("connect");
+    TestApp {
+        env,
+        port,
+        pool,
+        auth: AuthServiceClient::new(channel.clone()),
+        channel,
+        stop: Some(stop),
+        handle: Some(handle),
+    }
+}
+
+impl TestApp {
+    pub async fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.expect("join").expect("clean exit");
+        }
+    }
+
+    pub async fn login(&mut self, login: &str, password: &str) -> Result<pb::TokenPair, tonic::Status> {
+        self.auth
+            .login(pb::LoginRequest { login: login.into(), password: password.into() })
+            .await
+            .map(|r| r.into_inner().tokens.unwrap())
+    }
+
+    pub fn admin_client(&self, access_token: &str) -> Admin {
+        IdentityAdminServiceClient::with_interceptor(self.channel.clone(), BearerToken::new(access_token).unwrap())
+    }
+
+    pub fn anonymous_admin_client(&self) -> IdentityAdminServiceClient<Channel> {
+        IdentityAdminServiceClient::new(self.channel.clone())
+    }
+
+    /// The bootstrap administrator's client.
+    pub async fn admin(&mut self) -> Admin {
+        let tokens = self.login("admin", ADMIN_PASSWORD).await.expect("admin logs in");
+        self.admin_client(&tokens.access_token)
+    }
+
+    /// The bootstrap administrator's user id.
+    pub async fn admin_id(&self) -> String {
+        sqlx::query_scalar("SELECT subject FROM principal WHERE login = 'admin'").fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// Creates org BJ under HO and a user there with `roles`; answers the user id.
+    pub async fn user(&mut self, login: &str, roles: &[&str]) -> String {
+        let mut admin = self.admin().await;
+        let _ = admin
+            .create_org(pb::CreateOrgRequest {
+                org_id: "BJ".into(),
+                name: "Beijing".into(),
+                parent_org_id: "HO".into(),
+            })
+            .await;
+        admin
+            .create_user(pb::CreateUserRequest {
+                login: login.into(),
+                display_name: login.into(),
+                org_id: "BJ".into(),
+                role_codes: roles.iter().map(|r| r.to_string()).collect(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .expect("create user")
+            .into_inner()
+            .user
+            .unwrap()
+            .user_id
+    }
+
+    /// A verifier like every service's: keys fetched from this identity over gRPC.
+    pub fn verifier(&self) -> crm_platform::auth::Verifier {
+        let channel = crm_platform::grpc::client::channel(&crm_platform::grpc::client::ClientSettings {
+            endpoint: format!("http://127.0.0.1:{}", self.port),
+            timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+        })
+        .unwrap();
+        crm_platform::auth::Verifier::new(
+            crm_platform::auth::VerifierSettings {
+                issuer: "crm-identity".into(),
+                audience: "crm".into(),
+                leeway_s: 30,
+                key_refresh_min_interval: Duration::from_millis(0),
+                cache_capacity: 100,
+            },
+            std::sync::Arc::new(crm_platform::auth::IdentityKeys::new(channel)),
+        )
+    }
+
+    pub async fn audit_actions(&mut self, admin: &mut Admin, actor: &str) -> Vec<String> {
+        admin
+            .list_audit_events(pb::ListAuditEventsRequest { actor: actor.into(), page_size: 200, ..Default::default() })
+            .await
+            .unwrap()
+            .into_inner()
+            .events
+            .into_iter()
+            .map(|e| e.action)
+            .collect()
+    }
+}
+
+/// A queue catching every event the app publishes.
+pub struct Events {
+    channel: lapin::Channel,
+    queue: String,
+}
+
+impl Events {
+    pub async fn bind(env: &TestEnv) -> Self {
+        let settings = env.platform_settings(&[]);
+        let broker = crm_platform::messaging::Broker::new(&settings.messaging, "probe");
+        let channel = broker.channel().await.expect("channel");
+        let queue = crm_platform::testing::unique("events");
+        channel
+            .queue_declare(
+                queue.clone().into(),
+                QueueDeclareOptions { auto_delete: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare");
+        channel
+            .queue_bind(
+                queue.clone().into(),
+                env.exchange.clone().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+        Self { channel, queue }
+    }
+
+    /// Decoded events of type `M` that arrive within `wait`, until `n` of them.
+    pub async fn take<M: prost::Message + Default + prost::Name>(&self, n: usize, wait: Duration) -> Vec<M> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::new();
+        while out.len() < n && tokio::time::Instant::now() < deadline {
+            match self.channel.basic_get(self.queue.clone().into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+                Some(m) => {
+                    let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+                    let kind = crm_platform::messaging::envelope::header_str(&headers, "cloudEvents:type");
+                    if kind == Some(M::full_name().as_str()) {
+                        out.push(M::decode(m.delivery.data.as_slice()).unwrap());
+                    }
+                }
+                None => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,10 @@
+//! identity through its gRPC API, against the real local PostgreSQL and RabbitMQ;
+//! every test has its own database and exchange.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly
+
+mod helpers;
+
+mod admin;
+mod login;
+mod tokens;
