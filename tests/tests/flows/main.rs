@@ -1,0 +1,297 @@
+//! Flows across identity and customer-profile (docs/auth.md): tokens issued by identity
+//! verified by customer-profile with keys fetched over gRPC, data scopes following
+//! identity's org tree through OrgChanged events, revocations through PrincipalRevoked.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly
+
+use std::time::Duration;
+
+use crm_platform::grpc::client::BearerToken;
+use crm_platform::testing::{TestEnv, eventually};
+use crm_proto::crm::customer::v1 as cpb;
+use crm_proto::crm::identity::v1 as ipb;
+use customer_profile::domain::id::resident_id_check_char;
+use tonic::Code;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+type Customers = cpb::customer_service_client::CustomerServiceClient<InterceptedService<Channel, BearerToken>>;
+type Admin = ipb::identity_admin_service_client::IdentityAdminServiceClient<InterceptedService<Channel, BearerToken>>;
+
+const ADMIN_PASSWORD: &str = "Bootstrap-Root-2026!";
+const PASSWORD: &str = "Teller-Window-42";
+const KEK: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const PII_KEY: &str = "8f2c0b5e3a7d41c69e0f1b2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
+
+struct Platform {
+    identity: Channel,
+    customers: Channel,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+async fn channel(port: u16) -> Channel {
+    Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap()
+}
+
+/// identity and customer-profile on free ports, own databases, one shared exchange.
+async fn start() -> Platform {
+    let id_env = TestEnv::new("identity").await;
+    let settings = identity::Settings::load_from(id_env.vars(&[
+        ("identity.key_encryption_key", KEK),
+        ("identity.bootstrap.admin_password", ADMIN_PASSWORD),
+        ("identity.argon2.memory_kib", "256"),
+        ("identity.argon2.iterations", "1"),
+        ("auth.revocation_poll_ms", "200"),
+    ]))
+    .unwrap();
+    let id_app = identity::Application::build(settings).await.unwrap();
+    let id_port = id_app.port();
+    let (id_stop, id_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(id_app.run_until_stopped(async {
+        let _ = id_stopped.await;
+    }));
+
+    let cp_env = TestEnv::new("customer-profile").await;
+    let endpoint = format!("http://127.0.0.1:{id_port}");
+    let settings = customer_profile::Settings::load_from(cp_env.vars(&[
+        ("customer.pii_key", PII_KEY),
+        ("messaging.exchange", &id_env.exchange),
+        ("auth.identity_endpoint", &endpoint),
+        ("auth.revocation_poll_ms", "200"),
+        ("auth.key_refresh_min_interval_ms", "0"),
+    ]))
+    .unwrap();
+    let cp_app = customer_profile::Application::build(settings).await.unwrap();
+    let cp_port = cp_app.port();
+    let (cp_stop, cp_stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(cp_app.run_until_stopped(async {
+        let _ = cp_stopped.await;
+    }));
+    Platform { identity: channel(id_port).await, customers: channel(cp_port).await, stops: vec![id_stop, cp_stop] }
+}
+
+impl Platform {
+    async fn login(&self, login: &str, password: &str) -> Result<String, tonic::Status> {
+        let mut auth = ipb::auth_service_client::AuthServiceClient::new(self.identity.clone());
+        let tokens = auth.login(ipb::LoginRequest { login: login.into(), password: password.into() }).await?;
+        Ok(tokens.into_inner().tokens.unwrap().access_token)
+    }
+
+    async fn admin(&self, token: &str) -> Admin {
+        ipb::identity_admin_service_client::IdentityAdminServiceClient::with_interceptor(
+            self.identity.clone(),
+            BearerToken::new(token).unwrap(),
+        )
+    }
+
+    fn customers(&self, token: &str) -> Customers {
+        cpb::customer_service_client::CustomerServiceClient::with_interceptor(
+            self.customers.clone(),
+            BearerToken::new(token).unwrap(),
+        )
+    }
+
+    fn stop(self) {
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn person(id: &str, id_number: &str, name: &str, phone: &str) -> cpb::SourceRecord {
+    cpb::SourceRecord {
+        key: Some(cpb::SourceKey { source_system: "CORE".into(), source_customer_id: id.into() }),
+        source_version: 1,
+        party_kind: cpb::PartyKind::Personal as i32,
+        id_type: cpb::IdType::ResidentId as i32,
+        id_number: id_number.into(),
+        name: name.into(),
+        nationality: "CHN".into(),
+        mobile_phone: phone.into(),
+        ..Default::default()
+    }
+}
+
+async fn names_visible(client: &mut Customers) -> Result<Vec<String>, Code> {
+    let found = client
+        .search_customers(cpb::SearchCustomersRequest { name_contains: "客户".into(), ..Default::default() })
+        .await
+        .map_err(|s| s.code())?;
+    Ok(found.into_inner().customers.into_iter().map(|c| c.name).collect())
+}
+
+async fn user(admin: &mut Admin, login: &str, org: &str, role: &str) -> String {
+    admin
+        .create_user(ipb::CreateUserRequest {
+            login: login.into(),
+            display_name: login.into(),
+            org_id: org.into(),
+            role_codes: vec![role.into()],
+            password: PASSWORD.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .user
+        .unwrap()
+        .user_id
+}
+
+/// The bank's day: a source system loads customers with its service account, the
+/// head office assigns them, RMs and supervisors see what their data scope allows,
+/// the org tree changes in identity and customer-profile follows, a disabled RM is
+/// shut out everywhere.
+#[tokio::test]
+async fn identity_tokens_scopes_org_moves_and_revocations_govern_customer_profile() {
+    let platform = start().await;
+    let mut admin = platform.admin(&platform.login("admin", ADMIN_PASSWORD).await.unwrap()).await;
+    for (org, parent) in [("BJ", "HO"), ("BJ01", "BJ"), ("SH", "HO")] {
+        admin
+            .create_org(ipb::CreateOrgRequest { org_id: org.into(), name: org.into(), parent_org_id: parent.into() })
+            .await
+            .unwrap();
+    }
+    let rm = user(&mut admin, "rm.wang", "BJ01", "RM").await;
+    user(&mut admin, "sup.li", "BJ", "RM_SUPERVISOR").await;
+    user(&mut admin, "steward.zhao", "HO", "DATA_STEWARD").await;
+
+    // A source system with its own service account loads two customers.
+    let account = admin
+        .create_service_account(ipb::CreateServiceAccountRequest {
+            client_id: "core-banking".into(),
+            display_name: "Core banking".into(),
+            org_id: "HO".into(),
+            role_codes: vec!["SOURCE_SYSTEM".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut auth = ipb::auth_service_client::AuthServiceClient::new(platform.identity.clone());
+    let core_token = auth
+        .authenticate_client(ipb::AuthenticateClientRequest {
+            client_id: account.client_id,
+            client_secret: account.client_secret,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap()
+        .access_token;
+    let mut core = platform.customers(&core_token);
+    let mut numbers = Vec::new();
+    let second_id = format!("{}{}", "11010519800101123", resident_id_check_char("11010519800101123").unwrap());
+    for (id, id_number, name, phone) in
+        [("C-1", "11010519491231002X", "王客户", "13800000001"), ("C-2", second_id.as_str(), "李客户", "13800000002")]
+    {
+        let r = core
+            .upsert_source_record(cpb::UpsertSourceRecordRequest { record: Some(person(id, id_number, name, phone)) })
+            .await;
+        numbers.push(r.unwrap().into_inner().customer_number);
+    }
+    let history = core
+        .list_customer_history(cpb::ListCustomerHistoryRequest {
+            customer_number: numbers[0].clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(history.changes[0].actor, "core-banking", "the service account is the actor of the load");
+
+    // Head office (the bootstrap admin, scope all) assigns them.
+    let mut ho = platform.customers(&platform.login("admin", ADMIN_PASSWORD).await.unwrap());
+    for (number, org, rm_id) in [(&numbers[0], "BJ01", rm.as_str()), (&numbers[1], "SH", "")] {
+        ho.assign_customers(cpb::AssignCustomersRequest {
+            customer_numbers: vec![number.clone()],
+            home_org_id: org.into(),
+            primary_rm_id: rm_id.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+
+    let mut rm_client = platform.customers(&platform.login("rm.wang", PASSWORD).await.unwrap());
+    let supervisor = platform.customers(&platform.login("sup.li", PASSWORD).await.unwrap());
+    let mut steward = platform.customers(&platform.login("steward.zhao", PASSWORD).await.unwrap());
+    assert_eq!(names_visible(&mut rm_client).await.unwrap(), vec!["王客户"]);
+    assert_eq!(names_visible(&mut steward).await.unwrap(), vec!["王客户", "李客户"]);
+    // The supervisor of BJ sees BJ01's customer once customer-profile's org directory
+    // has BJ01 (from identity's OrgChanged events).
+    let mut probe = 0;
+    let sees_subtree = eventually(Duration::from_secs(15), || {
+        probe += 1;
+        let (mut admin, mut supervisor) = (admin.clone(), supervisor.clone());
+        async move {
+            // Announce BJ01 again in case customer-profile's queue was not bound yet
+            // when it was created.
+            let name = format!("Outlet 01 ({probe})");
+            admin
+                .update_org(ipb::UpdateOrgRequest { org_id: "BJ01".into(), name, ..Default::default() })
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            names_visible(&mut supervisor).await == Ok(vec!["王客户".to_string()])
+        }
+    })
+    .await;
+    assert!(sees_subtree, "the BJ supervisor sees the customer of BJ01");
+
+    // PII: masked for the RM, in full for the data steward.
+    let view = |client: &mut Customers| {
+        let mut client = client.clone();
+        let number = numbers[0].clone();
+        async move {
+            client
+                .get_customer360(cpb::GetCustomer360Request { customer_number: number })
+                .await
+                .unwrap()
+                .into_inner()
+                .customer
+                .unwrap()
+        }
+    };
+    assert_eq!(view(&mut rm_client).await.mobile_phone, "138****0001");
+    assert_eq!(view(&mut steward).await.mobile_phone, "13800000001");
+    let denied = rm_client
+        .get_customer(cpb::GetCustomerRequest {
+            lookup: Some(cpb::get_customer_request::Lookup::CustomerNumber(numbers[1].clone())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    // BJ01 moves under SH: the BJ supervisor loses its customer.
+    admin
+        .update_org(ipb::UpdateOrgRequest { org_id: "BJ01".into(), parent_org_id: "SH".into(), ..Default::default() })
+        .await
+        .unwrap();
+    let moved = eventually(Duration::from_secs(15), || {
+        let mut supervisor = supervisor.clone();
+        async move { names_visible(&mut supervisor).await == Ok(vec![]) }
+    })
+    .await;
+    assert!(moved, "after the move the BJ supervisor sees nothing");
+
+    // The RM is disabled in identity: customer-profile refuses the RM's token.
+    tokio::time::sleep(Duration::from_millis(1_100)).await; // the token's iat lies before the revocation
+    admin.disable_user(ipb::DisableUserRequest { user_id: rm, reason: "left the bank".into() }).await.unwrap();
+    let shut_out = eventually(Duration::from_secs(15), || {
+        let mut rm_client = rm_client.clone();
+        async move { names_visible(&mut rm_client).await == Err(Code::Unauthenticated) }
+    })
+    .await;
+    assert!(shut_out, "the disabled RM's token is refused by customer-profile");
+
+    // Auditors find the steward's full view in customer-profile's trail.
+    let mut auditor = platform.customers(&platform.login("admin", ADMIN_PASSWORD).await.unwrap());
+    let trail = auditor
+        .list_access_audit(cpb::ListAccessAuditRequest { customer_number: numbers[0].clone(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .entries;
+    assert!(trail.iter().any(|e| e.action == "customer.view_360" && e.actor_name == "steward.zhao"), "{trail:?}");
+    platform.stop();
+}
