@@ -13,6 +13,8 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status, Streaming};
 
+mod details;
+
 use crate::access;
 use crate::domain::{self, Date, Gender, IdType, PartyKind, TrustTable, ValidatedRecord, mask_id_number, mask_phone};
 use crate::error::Error;
@@ -479,7 +481,19 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             serde_json::json!({"requested": r.customer_number.trim(), "full_pii": viewer.full_pii}),
         )])
         .await?;
+        let mut party_details = Vec::new();
+        for (detail_id, payload, updated_at) in &view.details {
+            let detail = details::decode(detail_id, payload, *updated_at)?;
+            party_details.push(details::reveal(&self.pii, detail, viewer.full_pii));
+        }
+        let asset_totals = domain::details::asset_totals(party_details.iter().filter_map(|d| match &d.detail {
+            Some(pb::party_detail::Detail::FamilyAsset(a)) => Some(a),
+            _ => None,
+        }));
         Ok(Response::new(pb::GetCustomer360Response {
+            details: party_details,
+            asset_totals,
+            extended_attributes: view.extended.into_iter().collect(),
             customer: Some(customer_to_pb(self, view.customer, viewer.full_pii)),
             assignment: view.assignment.as_ref().map(store::assignment_to_pb),
             relationships: view.relationships.into_iter().map(relationship_to_pb).collect(),
@@ -838,6 +852,117 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         )])
         .await?;
         Ok(Response::new(pb::ResolveSuspectPairResponse { customer_number: number }))
+    }
+
+    async fn put_party_detail(
+        &self,
+        request: Request<pb::PutPartyDetailRequest>,
+    ) -> Result<Response<pb::PutPartyDetailResponse>, Status> {
+        let viewer = viewer(&request)?;
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        if !domain::is_valid_customer_number(r.customer_number.trim()) {
+            v.add("customer_number", "is not a valid customer number");
+        }
+        let Some(detail) = r.detail else {
+            v.add("detail", "is required");
+            return Err(Error::Invalid(v).into());
+        };
+        v.extend(domain::details::validate(&detail, today()));
+        v.into_result().map_err(Error::Invalid)?;
+        let customer = self.visible_survivor(&viewer, r.customer_number.trim()).await?;
+        let Some(kind) = detail.detail.as_ref() else {
+            return Err(Error::Corrupt("validated detail without kind".into()).into());
+        };
+        let party_kind = if customer.party_kind == "CORPORATE" { PartyKind::Corporate } else { PartyKind::Personal };
+        if !domain::details::fits_party_kind(kind, party_kind) {
+            let mut v = FieldViolations::new();
+            v.add(
+                "detail",
+                format!(
+                    "a {} detail does not fit a {} customer",
+                    domain::details::kind_code(kind),
+                    customer.party_kind
+                ),
+            );
+            return Err(Error::Invalid(v).into());
+        }
+        let kind_code = domain::details::kind_code(kind);
+        let sealed = details::seal(&self.pii, detail);
+        let changed = store::put_detail(
+            &self.pool,
+            &customer.customer_number,
+            &sealed.detail_id,
+            kind_code,
+            &prost::Message::encode_to_vec(&sealed),
+            viewer.actor(),
+        )
+        .await?;
+        if changed {
+            self.audit(&[viewer.audit(
+                "customer.put_detail",
+                Some(&customer.customer_number),
+                serde_json::json!({"detail_id": sealed.detail_id, "kind": kind_code}),
+            )])
+            .await?;
+        }
+        Ok(Response::new(pb::PutPartyDetailResponse {
+            customer_number: customer.customer_number,
+            detail: Some(details::reveal(&self.pii, sealed, viewer.full_pii)),
+            changed,
+        }))
+    }
+
+    async fn remove_party_detail(
+        &self,
+        request: Request<pb::RemovePartyDetailRequest>,
+    ) -> Result<Response<pb::RemovePartyDetailResponse>, Status> {
+        let viewer = viewer(&request)?;
+        let r = request.into_inner();
+        let mut v = FieldViolations::new();
+        if !domain::is_valid_customer_number(r.customer_number.trim()) {
+            v.add("customer_number", "is not a valid customer number");
+        }
+        if r.detail_id.trim().is_empty() {
+            v.add("detail_id", "is required");
+        }
+        v.into_result().map_err(Error::Invalid)?;
+        let customer = self.visible_survivor(&viewer, r.customer_number.trim()).await?;
+        let removed =
+            store::remove_detail(&self.pool, &customer.customer_number, r.detail_id.trim(), viewer.actor()).await?;
+        if removed {
+            self.audit(&[viewer.audit(
+                "customer.remove_detail",
+                Some(&customer.customer_number),
+                serde_json::json!({"detail_id": r.detail_id.trim()}),
+            )])
+            .await?;
+        }
+        Ok(Response::new(pb::RemovePartyDetailResponse { removed }))
+    }
+
+    async fn set_extended_attributes(
+        &self,
+        request: Request<pb::SetExtendedAttributesRequest>,
+    ) -> Result<Response<pb::SetExtendedAttributesResponse>, Status> {
+        let viewer = viewer(&request)?;
+        let r = request.into_inner();
+        let mut v = domain::details::validate_extended(&r.set, &r.remove);
+        if !domain::is_valid_customer_number(r.customer_number.trim()) {
+            v.add("customer_number", "is not a valid customer number");
+        }
+        v.into_result().map_err(Error::Invalid)?;
+        let customer = self.visible_survivor(&viewer, r.customer_number.trim()).await?;
+        let attributes =
+            store::set_extended(&self.pool, &customer.customer_number, &r.set, &r.remove, viewer.actor()).await?;
+        let keys: Vec<&String> = r.set.keys().chain(r.remove.iter()).collect();
+        self.audit(&[viewer.audit(
+            "customer.set_extended_attributes",
+            Some(&customer.customer_number),
+            serde_json::json!({"keys": keys}),
+        )])
+        .await?;
+        Ok(Response::new(pb::SetExtendedAttributesResponse { attributes: attributes.into_iter().collect() }))
     }
 
     async fn list_access_audit(

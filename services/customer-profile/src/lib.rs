@@ -7,7 +7,8 @@
 //! - [`domain`]: the bank's rules (ID numbers, validation, identification,
 //!   survivorship, customer numbers, masking); pure, no I/O.
 //! - [`store`]: all SQL: identity groups, parties, source records, suspects, history,
-//!   and the outbox events written in the same transactions.
+//!   maintained party details, data scope and access audit, and the outbox events
+//!   written in the same transactions.
 //! - [`file_load`]: the daily batch file, resumable, with rejected lines reported.
 //! - [`grpc`]: `crm.customer.v1.CustomerService`, proto ↔ domain.
 //! - [`access`]: the permission each RPC needs, data scopes, PII visibility.

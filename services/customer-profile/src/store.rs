@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::pii::PiiCipher;
 
 mod access;
+mod details;
 pub use access::*;
+pub use details::*;
 
 /// Source of this service's events.
 pub const EVENT_SOURCE: &str = "crm/customer-profile";
@@ -310,6 +312,7 @@ async fn absorb(tx: &mut PgConnection, from: i64, into: i64, actor: Option<&str>
         .bind(from)
         .execute(&mut *tx)
         .await?;
+    details::absorb_details(tx, from, into).await?;
     sqlx::query("UPDATE source_record SET party_id = $2 WHERE party_id = $1")
         .bind(from)
         .bind(into)
@@ -1330,6 +1333,10 @@ pub struct Customer360 {
     pub recent_changes: Vec<HistoryRow>,
     /// Open suspect pairs involving the customer.
     pub open_suspect_pairs: i64,
+    /// Maintained details: id, encoded `PartyDetail`, change time.
+    pub details: Vec<(String, Vec<u8>, OffsetDateTime)>,
+    /// Extended attributes.
+    pub extended: BTreeMap<String, String>,
 }
 
 /// The 360° view of a customer.
@@ -1364,6 +1371,8 @@ pub async fn customer_360(pool: &PgPool, number: &str) -> Result<Customer360> {
     Ok(Customer360 {
         relationships: relationships(pool, party).await?,
         recent_changes: customer_history(pool, &customer.customer_number, 0, 10).await?,
+        details: details_of(pool, party).await?,
+        extended: extended_of(pool, party).await?,
         assignment,
         open_suspect_pairs,
         customer,

@@ -16,6 +16,7 @@
 //! - [`mask`]: masking of ID and phone numbers.
 
 pub mod customer_number;
+pub mod details;
 pub mod id;
 pub mod identify;
 pub mod mask;

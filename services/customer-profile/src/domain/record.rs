@@ -114,7 +114,8 @@ pub fn normalize_mobile_phone(raw: &str) -> Option<String> {
         .then(|| digits.to_string())
 }
 
-fn email_ok(email: &str) -> bool {
+/// Whether an email address is well-formed enough to send to.
+pub fn email_ok(email: &str) -> bool {
     let mut parts = email.split('@');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(local), Some(domain), None) => {

@@ -34,8 +34,14 @@ pub type Client = CustomerServiceClient<tonic::service::interceptor::Intercepted
 
 /// Every customer permission except `customer.pii.read`, scope all: what most tests
 /// call with (masked PII, no data-scope filtering).
-pub const OPERATOR_PERMISSIONS: &[&str] =
-    &["customer.read", "customer.write", "customer.assign", "customer.steward", "customer.audit.read"];
+pub const OPERATOR_PERMISSIONS: &[&str] = &[
+    "customer.read",
+    "customer.write",
+    "customer.details.write",
+    "customer.assign",
+    "customer.steward",
+    "customer.audit.read",
+];
 
 pub struct TestApp {
     pub env: TestEnv,
