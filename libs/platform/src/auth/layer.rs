@@ -210,6 +210,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn calls_made_while_handling_a_call_carry_the_callers_token_on() {
+        use tonic::service::Interceptor;
+        let key = SigningKey::generate("k1");
+        let token = token(&key, "crm", 900);
+        let claims = crate::auth::token::parse(&token)
+            .unwrap()
+            .verify(&key.verification_key().verifying_key().unwrap())
+            .unwrap();
+        let caller = Arc::new(Caller::new(claims, token.clone()));
+        let outgoing = CURRENT
+            .scope(caller, async { crate::grpc::client::TracePropagation.call(tonic::Request::new(())).unwrap() })
+            .await;
+        let header = outgoing.metadata().get("authorization").unwrap().to_str().unwrap().to_string();
+        assert_eq!(header, format!("Bearer {token}"));
+        let outside = crate::grpc::client::TracePropagation.call(tonic::Request::new(())).unwrap();
+        assert!(outside.metadata().get("authorization").is_none(), "no caller, no token");
+    }
+
+    #[tokio::test]
     async fn every_bad_token_case_and_permission_case_gets_its_status() {
         let key = SigningKey::generate("k1");
         let verifier = Verifier::new(
