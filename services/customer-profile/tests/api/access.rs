@@ -300,6 +300,23 @@ async fn the_callers_subject_is_the_actor_of_history() {
         .unwrap()
         .into_inner();
     assert!(history.changes.iter().all(|c| c.actor == "operator-1"), "{:?}", history.changes);
+    // And the events announcing the changes carry the caller as their actor.
+    let mut source = app.client_for("core-banking", &["customer.write"], DataScope::All, "/HO/");
+    source
+        .upsert_source_record(pb::UpsertSourceRecordRequest {
+            record: Some(person("LOANS", "L-1", &resident_id(7), "丁客户")),
+        })
+        .await
+        .unwrap();
+    let mut created = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while created.len() < 4 && std::time::Instant::now() < deadline {
+        let batch = app.events.take(1).await;
+        created.extend(batch.into_iter().filter(|e| e.event_type == "crm.customer.v1.CustomerCreated"));
+    }
+    let mut actors: Vec<_> = created.iter().map(|e| e.actor.clone().unwrap_or_default()).collect();
+    actors.sort();
+    assert_eq!(actors, vec!["core-banking", "operator-1", "operator-1", "operator-1"]);
     app.stop().await;
 }
 

@@ -176,6 +176,8 @@ pub struct Received {
     pub subject: String,
     pub payload: Vec<u8>,
     pub traceparent: Option<String>,
+    /// Who caused it (`x-crm-actor`).
+    pub actor: Option<String>,
 }
 
 impl Events {
@@ -224,6 +226,7 @@ impl Events {
                         subject: get("cloudEvents:subject").unwrap_or_default(),
                         payload: m.delivery.data.clone(),
                         traceparent: get("traceparent"),
+                        actor: get("x-crm-actor"),
                     });
                 }
                 None => tokio::time::sleep(Duration::from_millis(25)).await,
