@@ -492,7 +492,10 @@ pub async fn assign_roles(pool: &PgPool, actor: &Actor, subject: &str, roles: &[
 /// Revokes every refresh token of `subject` and every access token issued until now:
 /// recorded for this service's verifiers and announced to every other service.
 async fn revoke_principal(tx: &mut PgConnection, actor: &Actor, subject: &str, reason: &str) -> Result<()> {
-    let now = OffsetDateTime::now_utc();
+    // Token times are whole seconds: refusing tokens issued before the next second
+    // also catches one issued earlier in this very second.
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc())
+        + time::Duration::seconds(1);
     let revoked = sqlx::query("UPDATE refresh_token SET revoked_at = now() WHERE subject = $1 AND revoked_at IS NULL")
         .bind(subject)
         .execute(&mut *tx)
