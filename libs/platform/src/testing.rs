@@ -193,3 +193,82 @@ impl TestTokens {
         self.sign(&self.claims(subject, perms, scope, org_path))
     }
 }
+
+/// One event caught by an [`EventProbe`].
+#[derive(Debug, Clone)]
+pub struct CaughtEvent {
+    /// CloudEvents type (the message's protobuf name).
+    pub event_type: String,
+    /// CloudEvents subject.
+    pub subject: String,
+    /// Protobuf payload.
+    pub payload: Vec<u8>,
+    /// Trace context it carried.
+    pub traceparent: Option<String>,
+    /// Who caused it (`x-crm-actor`).
+    pub actor: Option<String>,
+}
+
+impl CaughtEvent {
+    /// The payload as `M` when the event is of that type.
+    pub fn decode<M: prost::Message + Default + prost::Name>(&self) -> Option<M> {
+        (self.event_type == M::full_name()).then(|| M::decode(self.payload.as_slice()).ok()).flatten()
+    }
+}
+
+/// A queue bound to every routing key of a test's exchange, catching each event a
+/// service under test publishes (bind it before the events happen).
+#[derive(Debug)]
+pub struct EventProbe {
+    channel: lapin::Channel,
+    queue: String,
+}
+
+impl EventProbe {
+    /// Declares an auto-deleted queue bound with `#` to `env`'s exchange.
+    pub async fn bind(env: &TestEnv) -> Self {
+        use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+        let settings = env.platform_settings(&[]);
+        let broker = crate::messaging::Broker::new(&settings.messaging, "probe");
+        let channel = broker.channel().await.expect("probe channel");
+        let queue = unique("events");
+        let declare = QueueDeclareOptions { auto_delete: true, ..Default::default() };
+        channel.queue_declare(queue.clone().into(), declare, Default::default()).await.expect("declare probe queue");
+        channel
+            .queue_bind(
+                queue.clone().into(),
+                env.exchange.clone().into(),
+                "#".into(),
+                QueueBindOptions::default(),
+                Default::default(),
+            )
+            .await
+            .expect("bind probe queue");
+        Self { channel, queue }
+    }
+
+    /// Events caught until `n` have arrived or `wait` has passed, in arrival order.
+    pub async fn take(&self, n: usize, wait: std::time::Duration) -> Vec<CaughtEvent> {
+        use lapin::options::BasicGetOptions;
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::new();
+        while out.len() < n && tokio::time::Instant::now() < deadline {
+            let got = self.channel.basic_get(self.queue.clone().into(), BasicGetOptions { no_ack: true }).await;
+            match got.expect("probe get") {
+                Some(m) => {
+                    let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+                    let get = |k: &str| crate::messaging::envelope::header_str(&headers, k).map(str::to_string);
+                    out.push(CaughtEvent {
+                        event_type: get("cloudEvents:type").unwrap_or_default(),
+                        subject: get("cloudEvents:subject").unwrap_or_default(),
+                        payload: m.delivery.data.clone(),
+                        traceparent: get("traceparent"),
+                        actor: get(crate::messaging::envelope::ACTOR_HEADER),
+                    });
+                }
+                None => tokio::time::sleep(std::time::Duration::from_millis(25)).await,
+            }
+        }
+        out
+    }
+}

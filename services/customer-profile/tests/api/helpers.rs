@@ -6,8 +6,6 @@ use crm_platform::grpc::client::BearerToken;
 use crm_platform::testing::TestEnv;
 use crm_proto::crm::customer::v1 as pb;
 use customer_profile::{Application, Settings};
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use opentelemetry_sdk::trace::InMemorySpanExporter;
 use pb::customer_service_client::CustomerServiceClient;
 use tonic::transport::Channel;
@@ -163,85 +161,25 @@ impl TestApp {
     }
 }
 
-/// A queue catching every event the app publishes.
-pub struct Events {
-    channel: lapin::Channel,
-    queue: String,
-}
+/// Every event the app publishes (the kit's probe, with this crate's 10-second wait).
+pub struct Events(crm_platform::testing::EventProbe);
 
-/// One received event: type, subject and payload.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub event_type: String,
-    pub subject: String,
-    pub payload: Vec<u8>,
-    pub traceparent: Option<String>,
-    /// Who caused it (`x-crm-actor`).
-    pub actor: Option<String>,
-}
+/// One received event.
+pub type Received = crm_platform::testing::CaughtEvent;
 
 impl Events {
     async fn bind(env: &TestEnv) -> Self {
-        let settings = env.platform_settings(&[]);
-        let broker = crm_platform::messaging::Broker::new(&settings.messaging, "probe");
-        let channel = broker.channel().await.expect("channel");
-        let queue = crm_platform::testing::unique("events");
-        channel
-            .queue_declare(
-                queue.clone().into(),
-                QueueDeclareOptions { auto_delete: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare");
-        channel
-            .queue_bind(
-                queue.clone().into(),
-                env.exchange.clone().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
-        Self { channel, queue }
+        Self(crm_platform::testing::EventProbe::bind(env).await)
     }
 
     /// Waits until `n` events have arrived (or 10 s passed) and returns all received.
     pub async fn take(&self, n: usize) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let mut out = Vec::new();
-        while out.len() < n && tokio::time::Instant::now() < deadline {
-            match self
-                .channel
-                .basic_get(self.queue.clone().into(), BasicGetOptions { no_ack: true })
-                .await
-                .expect("get")
-            {
-                Some(m) => {
-                    let headers = m.delivery.properties.headers().clone().unwrap_or_default();
-                    let get = |k: &str| crm_platform::messaging::envelope::header_str(&headers, k).map(str::to_string);
-                    out.push(Received {
-                        event_type: get("cloudEvents:type").unwrap_or_default(),
-                        subject: get("cloudEvents:subject").unwrap_or_default(),
-                        payload: m.delivery.data.clone(),
-                        traceparent: get("traceparent"),
-                        actor: get("x-crm-actor"),
-                    });
-                }
-                None => tokio::time::sleep(Duration::from_millis(25)).await,
-            }
-        }
-        out
+        self.0.take(n, Duration::from_secs(10)).await
     }
 
     /// Events of one type, decoded.
     pub fn of<M: prost::Message + Default + prost::Name>(events: &[Received]) -> Vec<M> {
-        events
-            .iter()
-            .filter(|e| e.event_type == M::full_name())
-            .map(|e| M::decode(e.payload.as_slice()).expect("decodes"))
-            .collect()
+        events.iter().filter(|e| e.event_type == M::full_name()).map(|e| e.decode::<M>().expect("decodes")).collect()
     }
 }
 

@@ -4,8 +4,6 @@ use crm_platform::grpc::client::BearerToken;
 use crm_platform::testing::TestEnv;
 use crm_proto::crm::identity::v1 as pb;
 use identity::{Application, Settings};
-use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
 use pb::auth_service_client::AuthServiceClient;
 use pb::identity_admin_service_client::IdentityAdminServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -159,37 +157,12 @@ impl TestApp {
     }
 }
 
-/// A queue catching every event the app publishes.
-pub struct Events {
-    channel: lapin::Channel,
-    queue: String,
-}
+/// Every event the app publishes.
+pub struct Events(crm_platform::testing::EventProbe);
 
 impl Events {
     pub async fn bind(env: &TestEnv) -> Self {
-        let settings = env.platform_settings(&[]);
-        let broker = crm_platform::messaging::Broker::new(&settings.messaging, "probe");
-        let channel = broker.channel().await.expect("channel");
-        let queue = crm_platform::testing::unique("events");
-        channel
-            .queue_declare(
-                queue.clone().into(),
-                QueueDeclareOptions { auto_delete: true, ..Default::default() },
-                FieldTable::default(),
-            )
-            .await
-            .expect("declare");
-        channel
-            .queue_bind(
-                queue.clone().into(),
-                env.exchange.clone().into(),
-                "#".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .expect("bind");
-        Self { channel, queue }
+        Self(crm_platform::testing::EventProbe::bind(env).await)
     }
 
     /// Decoded events of type `M` that arrive within `wait`, until `n` of them.
@@ -197,16 +170,9 @@ impl Events {
         let deadline = tokio::time::Instant::now() + wait;
         let mut out = Vec::new();
         while out.len() < n && tokio::time::Instant::now() < deadline {
-            match self.channel.basic_get(self.queue.clone().into(), BasicGetOptions { no_ack: true }).await.unwrap() {
-                Some(m) => {
-                    let headers = m.delivery.properties.headers().clone().unwrap_or_default();
-                    let kind = crm_platform::messaging::envelope::header_str(&headers, "cloudEvents:type");
-                    if kind == Some(M::full_name().as_str()) {
-                        out.push(M::decode(m.delivery.data.as_slice()).unwrap());
-                    }
-                }
-                None => tokio::time::sleep(Duration::from_millis(25)).await,
-            }
+            out.extend(
+                self.0.take(1, deadline - tokio::time::Instant::now()).await.iter().filter_map(|e| e.decode::<M>()),
+            );
         }
         out
     }
