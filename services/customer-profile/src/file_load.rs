@@ -297,8 +297,7 @@ async fn apply_chunk(
     actor: Option<&str>,
     report: &mut LoadReport,
 ) -> Result<()> {
-    let mut tx = pool.begin().await?;
-    let (mut accepted, mut rejected) = (0i64, Vec::new());
+    let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
     // Deadlocks with concurrent writers abort the chunk; the load then stops with an
     // error and resumes from the last committed chunk when run again.
     for (line_no, line) in lines {
@@ -311,20 +310,23 @@ async fn apply_chunk(
             })
         });
         match outcome {
-            Ok(validated) => {
-                crate::store::upsert_in(&mut tx, trust, pii, &validated, actor).await?;
-                accepted += 1;
-            }
+            Ok(validated) => accepted.push(crate::store::PreparedRecord::new(pii, validated)),
             Err(reason) => rejected.push((*line_no, reason)),
         }
     }
-    for (line_no, reason) in &rejected {
+    let accepted = accepted;
+    let mut tx = pool.begin().await?;
+    crate::store::upsert_prepared_in(&mut tx, trust, pii, &accepted, actor).await?;
+    let accepted = accepted.len() as i64;
+    if !rejected.is_empty() {
+        let (lines, reasons): (Vec<i64>, Vec<&str>) = rejected.iter().map(|(l, r)| (*l, r.as_str())).unzip();
         sqlx::query(
-            "INSERT INTO file_load_rejection (load_id, line_no, reason) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            "INSERT INTO file_load_rejection (load_id, line_no, reason)
+             SELECT $1, * FROM unnest($2::bigint[], $3::text[]) ON CONFLICT DO NOTHING",
         )
         .bind(load_id)
-        .bind(line_no)
-        .bind(reason)
+        .bind(&lines)
+        .bind(&reasons)
         .execute(&mut *tx)
         .await?;
     }

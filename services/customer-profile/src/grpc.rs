@@ -22,7 +22,7 @@ use crate::pii::PiiCipher;
 use crate::store::{self, StoredCustomer};
 
 /// Records of an import stream applied per transaction.
-const IMPORT_BATCH: usize = 200;
+const IMPORT_BATCH: usize = 1000;
 
 /// Default and maximum page sizes of list RPCs.
 const DEFAULT_PAGE: i64 = 50;
@@ -694,7 +694,8 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         let mut response = pb::ImportSourceRecordsResponse::default();
         let mut index = 0i64;
         // Records are applied in batches, one transaction each; outcomes keep stream order.
-        let mut pending: Vec<(i64, Option<pb::SourceKey>, ValidatedRecord)> = Vec::new();
+        let mut pending: Vec<(i64, Option<pb::SourceKey>, store::PreparedRecord)> = Vec::new();
+        let mut keys: Vec<(i64, Option<pb::SourceKey>)> = Vec::new();
         let mut outcomes: Vec<Option<pb::ImportOutcome>> = Vec::new();
         let mut ended = false;
         while !ended {
@@ -721,7 +722,8 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                         }
                         Ok(validated) => {
                             outcomes.push(None);
-                            pending.push((index, key, validated));
+                            pending.push((index, key.clone(), store::PreparedRecord::new(&self.pii, validated)));
+                            keys.push((index, key));
                         }
                     }
                     index += 1;
@@ -729,16 +731,16 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                 None => ended = true,
             }
             if pending.len() >= IMPORT_BATCH || (ended && !pending.is_empty()) {
-                let records: Vec<ValidatedRecord> = pending.iter().map(|(_, _, v)| v.clone()).collect();
+                let records: Vec<store::PreparedRecord> = pending.drain(..).map(|(_, _, p)| p).collect();
                 let results = store::upsert_batch(&self.pool, &self.trust, &self.pii, &records, viewer.actor()).await?;
                 let entries: Vec<_> = records
                     .iter()
                     .zip(&results)
                     .filter(|(_, r)| r.outcome != pb::UpsertOutcome::Unchanged)
-                    .map(|(record, r)| upsert_audit(&viewer, record, r))
+                    .map(|(record, r)| upsert_audit(&viewer, &record.validated, r))
                     .collect();
                 self.audit(&entries).await?;
-                for ((i, key, _), r) in pending.drain(..).zip(results) {
+                for ((i, key), r) in keys.drain(..).zip(results) {
                     response.accepted_count += 1;
                     outcomes[i as usize] = Some(pb::ImportOutcome {
                         index: i,

@@ -15,8 +15,10 @@ use crate::error::{Error, Result};
 use crate::pii::PiiCipher;
 
 mod access;
+pub mod bulk;
 mod details;
 pub use access::*;
+pub use bulk::{PreparedRecord, upsert_prepared_in};
 pub use details::*;
 
 /// Source of this service's events.
@@ -194,45 +196,30 @@ async fn history(
     Ok(())
 }
 
-/// Re-runs survivorship over every source record of a party and stores the golden
-/// record. Returns the attributes whose golden value changed.
-async fn recompute(tx: &mut PgConnection, trust: &TrustTable, party_id: i64) -> Result<Vec<String>> {
-    let rows = sqlx::query(
-        "SELECT source_system, source_customer_id, attributes, quality_flags, updated_at
-         FROM source_record WHERE party_id = $1",
-    )
-    .bind(party_id)
-    .fetch_all(&mut *tx)
-    .await?;
-    let before: Value = sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1 FOR UPDATE")
-        .bind(party_id)
-        .fetch_one(&mut *tx)
-        .await?;
-    let records: Vec<(String, String, Value, i64)> = rows
-        .iter()
-        .map(|r| {
-            let updated: OffsetDateTime = r.try_get("updated_at")?;
-            Ok((
-                r.try_get::<String, _>("source_system")?,
-                r.try_get::<String, _>("source_customer_id")?,
-                r.try_get::<Value, _>("attributes")?,
-                (updated.unix_timestamp_nanos() / 1000) as i64,
-            ))
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
-    let mut flags = BTreeSet::new();
-    for r in &rows {
-        for f in r.try_get::<Vec<String>, _>("quality_flags")? {
-            flags.insert(f);
-        }
-    }
+/// The golden record of a party's source records.
+pub(crate) struct Survived {
+    /// Golden values by attribute code (plus `id_type`).
+    pub golden: Map<String, Value>,
+    /// Where each golden value came from.
+    pub lineage: Map<String, Value>,
+    /// Union of the records' quality flags, sorted.
+    pub flags: Vec<String>,
+}
 
+/// Survivorship over `records` (system, id, attributes, flags, updated at µs): pure, so
+/// that one-by-one upserts and bulk runs choose alike.
+pub(crate) fn survive<'a>(
+    trust: &TrustTable,
+    records: impl Iterator<Item = (&'a str, &'a str, &'a Value, &'a [String], i64)>,
+) -> Survived {
+    let records: Vec<_> = records.collect();
+    let flags: BTreeSet<&String> = records.iter().flat_map(|r| r.3.iter()).collect();
     let mut golden = Map::new();
     let mut lineage = Map::new();
     for attribute in Attribute::ALL {
         let candidates: Vec<Candidate<'_>> = records
             .iter()
-            .map(|(sys, id, attrs, updated)| Candidate {
+            .map(|(sys, id, attrs, _, updated)| Candidate {
                 value: attrs.get(attribute.code()).and_then(Value::as_str),
                 source_system: sys,
                 source_customer_id: id,
@@ -242,8 +229,8 @@ async fn recompute(tx: &mut PgConnection, trust: &TrustTable, party_id: i64) -> 
         if let Some(w) = choose(trust, attribute, &candidates) {
             if attribute == Attribute::IdNumber {
                 // The ID type travels with the ID number that won.
-                if let Some((_, _, attrs, _)) =
-                    records.iter().find(|(s, i, _, _)| *s == w.source_system && *i == w.source_customer_id)
+                if let Some((_, _, attrs, _, _)) =
+                    records.iter().find(|(s, i, _, _, _)| *s == w.source_system && *i == w.source_customer_id)
                     && let Some(t) = attrs.get("id_type")
                 {
                     golden.insert("id_type".into(), t.clone());
@@ -261,20 +248,56 @@ async fn recompute(tx: &mut PgConnection, trust: &TrustTable, party_id: i64) -> 
             );
         }
     }
-    let changed: Vec<String> = Attribute::ALL
+    Survived { golden, lineage, flags: flags.into_iter().cloned().collect() }
+}
+
+/// The golden attributes (and `id_type`) whose value differs between two golden records.
+pub(crate) fn changed_attributes(before: &Value, after: &Map<String, Value>) -> Vec<String> {
+    Attribute::ALL
         .iter()
         .map(|a| a.code())
         .chain(std::iter::once("id_type"))
-        .filter(|code| before.get(*code) != golden.get(*code))
+        .filter(|code| before.get(*code) != after.get(*code))
         .map(str::to_string)
-        .collect();
+        .collect()
+}
+
+/// Re-runs survivorship over every source record of a party and stores the golden
+/// record. Returns the attributes whose golden value changed.
+async fn recompute(tx: &mut PgConnection, trust: &TrustTable, party_id: i64) -> Result<Vec<String>> {
+    let rows = sqlx::query(
+        "SELECT source_system, source_customer_id, attributes, quality_flags, updated_at
+         FROM source_record WHERE party_id = $1",
+    )
+    .bind(party_id)
+    .fetch_all(&mut *tx)
+    .await?;
+    let before: Value = sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1 FOR UPDATE")
+        .bind(party_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let records: Vec<(String, String, Value, Vec<String>, i64)> = rows
+        .iter()
+        .map(|r| {
+            let updated: OffsetDateTime = r.try_get("updated_at")?;
+            Ok((
+                r.try_get::<String, _>("source_system")?,
+                r.try_get::<String, _>("source_customer_id")?,
+                r.try_get::<Value, _>("attributes")?,
+                r.try_get::<Vec<String>, _>("quality_flags")?,
+                (updated.unix_timestamp_nanos() / 1000) as i64,
+            ))
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    let survived = survive(trust, records.iter().map(|(s, i, a, f, u)| (s.as_str(), i.as_str(), a, f.as_slice(), *u)));
+    let changed = changed_attributes(&before, &survived.golden);
     sqlx::query(
         "UPDATE party SET golden = $2, lineage = $3, quality_flags = $4, updated_at = now() WHERE party_id = $1",
     )
     .bind(party_id)
-    .bind(Value::Object(golden))
-    .bind(Value::Object(lineage))
-    .bind(flags.into_iter().collect::<Vec<_>>())
+    .bind(Value::Object(survived.golden))
+    .bind(Value::Object(survived.lineage))
+    .bind(survived.flags)
     .execute(&mut *tx)
     .await?;
     Ok(changed)
@@ -359,34 +382,23 @@ pub async fn upsert_source_record(
     Ok(result)
 }
 
-/// Upserts many records in one transaction (bulk loads: one commit, one fsync, for the
-/// lot). Concurrent batches may deadlock on identities they share; PostgreSQL then
-/// aborts one, which is retried a few times from the start.
+/// Upserts many records in one transaction through the set-based path ([`bulk`]): one
+/// commit and a dozen statements for the lot. A deadlock or serialization failure
+/// (possible only against other writers' row locks) is retried from the start.
 pub async fn upsert_batch(
     pool: &PgPool,
     trust: &TrustTable,
     pii: &PiiCipher,
-    records: &[ValidatedRecord],
+    records: &[PreparedRecord],
     actor: Option<&str>,
 ) -> Result<Vec<UpsertResult>> {
     let mut attempt = 0;
     loop {
         attempt += 1;
         let mut tx = pool.begin().await?;
-        let mut results = Vec::with_capacity(records.len());
-        let mut failed = None;
-        for v in records {
-            match upsert_in(&mut tx, trust, pii, v, actor).await {
-                Ok(r) => results.push(r),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        let outcome = match failed {
-            None => tx.commit().await.map_err(Error::from).map(|()| results),
-            Some(e) => Err(e),
+        let outcome = match upsert_prepared_in(&mut tx, trust, pii, records, actor).await {
+            Ok(results) => tx.commit().await.map_err(Error::from).map(|()| results),
+            Err(e) => Err(e),
         };
         match outcome {
             Err(Error::Database(sqlx::Error::Database(d)))
@@ -410,7 +422,12 @@ pub async fn upsert_in(
 ) -> Result<UpsertResult> {
     let r = &v.record;
     let flags: Vec<String> = v.flags.iter().map(|f| f.code().to_string()).collect();
-    advisory_lock(tx, &format!("source|{}|{}", r.source_system, r.source_customer_id)).await?;
+    // Shared ECIF lock first: bulk batches hold it exclusively (see [`bulk`]).
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock(hashtextextended($2, 0))")
+        .bind(bulk::ECIF_LOCK)
+        .bind(format!("source|{}|{}", r.source_system, r.source_customer_id))
+        .execute(&mut *tx)
+        .await?;
     let existing = sqlx::query(
         "SELECT source_version, party_id, identity_digest, id_type, match_key
          FROM source_record WHERE source_system = $1 AND source_customer_id = $2",
@@ -805,6 +822,7 @@ pub async fn resolve_suspect(
     .ok_or_else(|| Error::NotFound(format!("suspect pair {id}")))?;
     let (id_type, match_key, status): (String, String, String) =
         (row.try_get("id_type")?, row.try_get("match_key")?, row.try_get("status")?);
+    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(bulk::ECIF_LOCK).execute(&mut *tx).await?;
     advisory_lock(&mut tx, &lock_key(&id_type, &match_key)).await?;
     if status != "OPEN" {
         return Err(Error::FailedPrecondition(format!("suspect pair {id} is already resolved ({status})")));

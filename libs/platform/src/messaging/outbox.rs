@@ -48,3 +48,60 @@ pub async fn enqueue_raw(
     .await?;
     Ok(id)
 }
+
+/// An event waiting to be written by [`enqueue_many`].
+#[derive(Debug, Clone)]
+pub struct OutboxEvent {
+    /// Fully qualified protobuf name of the payload.
+    pub event_type: String,
+    /// Aggregate key.
+    pub subject: String,
+    /// Encoded payload.
+    pub payload: Vec<u8>,
+}
+
+impl OutboxEvent {
+    /// `message` about `subject`.
+    pub fn new<M: prost::Name>(subject: &str, message: &M) -> Self {
+        Self { event_type: M::full_name(), subject: subject.to_string(), payload: message.encode_to_vec() }
+    }
+}
+
+/// [`enqueue`] for many events in one statement (bulk loads write thousands per
+/// transaction, where a round trip each would cost more than the change itself). The
+/// events get outbox sequence numbers in slice order, so per-subject order holds.
+pub async fn enqueue_many(
+    tx: &mut PgConnection,
+    source: &str,
+    events: &[OutboxEvent],
+    actor: Option<&str>,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
+    let caller = crate::auth::current_caller();
+    let actor = actor.or_else(|| caller.as_deref().map(|c| c.subject()));
+    let (traceparent, tracestate) = crate::telemetry::current_trace_context();
+    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
+    let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
+    let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+    sqlx::query(
+        "INSERT INTO crm_kit.outbox (event_id, event_type, source, subject, payload, traceparent, tracestate, actor)
+         SELECT e.id, e.event_type, $4, e.subject, e.payload, $5, $6, $7
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $8::bytea[]) WITH ORDINALITY
+              AS e(id, event_type, subject, payload, n)
+         ORDER BY e.n",
+    )
+    .bind(&ids)
+    .bind(&types)
+    .bind(&subjects)
+    .bind(source)
+    .bind(traceparent)
+    .bind(tracestate)
+    .bind(actor)
+    .bind(&payloads)
+    .execute(tx)
+    .await?;
+    Ok(ids)
+}

@@ -1,0 +1,615 @@
+//! The set-based ingestion path: many source records applied with a dozen statements
+//! per batch instead of a dozen per record.
+//!
+//! A batch gives exactly the result of applying its records one by one with
+//! [`super::upsert_in`] — the same parties, customer numbers, golden records, history
+//! rows, suspect pairs and events, in the same order (a test checks this on a generated
+//! load). It gets there by splitting the batch into runs of *simple* records, handled
+//! as sets, and the rare *complex* ones, handled one at a time:
+//! - simple: a source key not seen before (it joins the party of its identity, or
+//!   founds one), a replay or older version (unchanged), or a newer version whose
+//!   identity (ID type, number and name) did not change (its party stays);
+//! - complex: a newer version whose identity changed, which may merge or split parties.
+//!
+//! Within a run, identification needs no round trip per record: identities are looked
+//! up in one query, survivorship runs in memory over the parties' records (loaded in
+//! one query), and everything is written with one statement per table.
+//!
+//! A bulk batch holds the ECIF lock exclusively for its transaction (single upserts and
+//! steward decisions hold it shared, then their per-identity locks). One lock instead
+//! of one per identity keeps the lock table small whatever the batch size, and batches
+//! cannot deadlock with each other or with single upserts; it also means bulk batches
+//! apply one at a time, which on the database side they would mostly do anyway.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use crm_platform::messaging::outbox::{OutboxEvent, enqueue_many};
+use crm_proto::crm::customer::v1 as pb;
+use serde_json::{Value, json};
+use sqlx::{PgConnection, Row};
+use time::OffsetDateTime;
+
+use super::{EVENT_SOURCE, ID_INDEX, PHONE_INDEX, UpsertResult, attributes_json, search_form, stored_identity};
+use crate::domain::{IdentityKey, PartyKind, TrustTable, ValidatedRecord, customer_number};
+use crate::error::{Error, Result};
+use crate::pii::PiiCipher;
+
+/// The advisory lock that bulk batches take exclusively and every other ECIF writer
+/// shares ("ECIF" in ASCII).
+pub(super) const ECIF_LOCK: i64 = 0x4543_4946;
+
+/// How many records after a complex one are looked at again before the next run:
+/// bounds the re-reading a batch full of complex records costs.
+const WINDOW: usize = 512;
+
+/// A validated record with everything computed that needs no database: its encrypted
+/// attributes and blind indexes. Preparing is CPU work (AES-GCM, HMAC), done before the
+/// batch's transaction so that it does not lengthen the time the ECIF lock is held.
+#[derive(Debug, Clone)]
+pub struct PreparedRecord {
+    /// The record as validated (complex records go through the one-by-one path).
+    pub validated: ValidatedRecord,
+    flags: Vec<String>,
+    digest: Option<String>,
+    blind: Option<String>,
+    name_key: Option<String>,
+    attributes: Value,
+    phone_index: Option<String>,
+    id_index: String,
+}
+
+impl PreparedRecord {
+    /// Encrypts and indexes `v`.
+    pub fn new(pii: &PiiCipher, v: ValidatedRecord) -> Self {
+        let key = IdentityKey::of(&v);
+        let (blind, digest) = match key.as_ref().map(|k| stored_identity(pii, k)) {
+            Some((b, d)) => (Some(b), Some(d)),
+            None => (None, None),
+        };
+        let r = &v.record;
+        Self {
+            flags: v.flags.iter().map(|f| f.code().to_string()).collect(),
+            digest,
+            blind,
+            name_key: key.map(|k| k.name_key),
+            attributes: attributes_json(pii, &v),
+            phone_index: r.mobile_phone.as_ref().map(|p| pii.blind_index(PHONE_INDEX, p)),
+            id_index: pii.blind_index(ID_INDEX, &search_form(r.id_type, &r.id_number)),
+            validated: v,
+        }
+    }
+
+    fn key(&self) -> (&str, &str) {
+        (&self.validated.record.source_system, &self.validated.record.source_customer_id)
+    }
+}
+
+struct Existing {
+    version: i64,
+    party_id: i64,
+    digest: Option<String>,
+    customer_number: String,
+}
+
+type Key = (String, String);
+
+async fn read_existing(tx: &mut PgConnection, records: &[PreparedRecord]) -> Result<HashMap<Key, Existing>> {
+    let systems: Vec<&str> = records.iter().map(|r| r.key().0).collect();
+    let ids: Vec<&str> = records.iter().map(|r| r.key().1).collect();
+    let rows = sqlx::query(
+        "SELECT s.source_system, s.source_customer_id, s.source_version, s.party_id, s.identity_digest,
+                p.customer_number
+         FROM unnest($1::text[], $2::text[]) AS k(sys, id)
+         JOIN source_record s ON s.source_system = k.sys AND s.source_customer_id = k.id
+         JOIN party p ON p.party_id = s.party_id",
+    )
+    .bind(&systems)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                (row.try_get("source_system")?, row.try_get("source_customer_id")?),
+                Existing {
+                    version: row.try_get("source_version")?,
+                    party_id: row.try_get("party_id")?,
+                    digest: row.try_get("identity_digest")?,
+                    customer_number: row.try_get("customer_number")?,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Applies `records` in order inside the caller's transaction. See the module docs.
+pub async fn upsert_prepared_in(
+    tx: &mut PgConnection,
+    trust: &TrustTable,
+    pii: &PiiCipher,
+    records: &[PreparedRecord],
+    actor: Option<&str>,
+) -> Result<Vec<UpsertResult>> {
+    let now: OffsetDateTime = sqlx::query_scalar("SELECT now() FROM pg_advisory_xact_lock($1)")
+        .bind(ECIF_LOCK)
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut results = Vec::with_capacity(records.len());
+    let mut i = 0;
+    while i < records.len() {
+        let window = &records[i..records.len().min(i + WINDOW)];
+        let existing = read_existing(tx, window).await?;
+        let mut seen = HashSet::new();
+        let simple = window
+            .iter()
+            .take_while(|r| {
+                let (sys, id) = r.key();
+                // A second record of one source key waits for the next run, which sees
+                // the first one stored.
+                seen.insert((sys, id))
+                    && match existing.get(&(sys.to_string(), id.to_string())) {
+                        None => true,
+                        Some(e) => r.validated.record.source_version <= e.version || (r.digest.is_some() && r.digest == e.digest),
+                    }
+            })
+            .count();
+        if simple == 0 {
+            results.push(super::upsert_in(tx, trust, pii, &window[0].validated, actor).await?);
+            i += 1;
+        } else {
+            results.extend(apply_run(tx, trust, &window[..simple], &existing, now, actor).await?);
+            i += simple;
+        }
+    }
+    Ok(results)
+}
+
+/// Where a record of a run lands.
+#[derive(Clone, Copy)]
+enum Slot {
+    /// A replay or an older version: nothing changes.
+    Unchanged,
+    /// A party that exists already.
+    Party(i64),
+    /// The `n`th party founded by this run.
+    New(usize),
+}
+
+/// A party as survivorship sees it during a run.
+struct PartyState {
+    party_id: i64,
+    customer_number: String,
+    founded: bool,
+    /// Source records: (system, id, attributes, flags, updated at µs).
+    records: Vec<(String, String, Value, Vec<String>, i64)>,
+    golden: Value,
+    lineage: Value,
+    flags: Vec<String>,
+}
+
+async fn apply_run(
+    tx: &mut PgConnection,
+    trust: &TrustTable,
+    run: &[PreparedRecord],
+    existing: &HashMap<Key, Existing>,
+    now: OffsetDateTime,
+    actor: Option<&str>,
+) -> Result<Vec<UpsertResult>> {
+    let existing_of = |r: &PreparedRecord| existing.get(&(r.key().0.to_string(), r.key().1.to_string()));
+
+    // Identities of new records that are known already.
+    let wanted: Vec<&str> = run
+        .iter()
+        .filter(|r| existing_of(r).is_none())
+        .filter_map(|r| r.digest.as_deref())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let known: HashMap<String, i64> = if wanted.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (String, i64)>(
+            "SELECT identity_digest, party_id FROM identity_group WHERE identity_digest = ANY($1)",
+        )
+        .bind(&wanted)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect()
+    };
+
+    // Where every record goes; new identities found parties (in record order, as one by
+    // one would number them).
+    let mut founded_by: HashMap<&str, usize> = HashMap::new();
+    let mut new_kinds: Vec<PartyKind> = Vec::new();
+    let mut new_groups: Vec<(&PreparedRecord, usize)> = Vec::new();
+    let slots: Vec<Slot> = run
+        .iter()
+        .map(|r| match existing_of(r) {
+            Some(e) if r.validated.record.source_version <= e.version => Slot::Unchanged,
+            Some(e) => Slot::Party(e.party_id),
+            None => match r.digest.as_deref() {
+                Some(d) => match (known.get(d), founded_by.get(d)) {
+                    (Some(p), _) => Slot::Party(*p),
+                    (None, Some(n)) => Slot::New(*n),
+                    (None, None) => {
+                        new_kinds.push(r.validated.record.party_kind);
+                        founded_by.insert(d, new_kinds.len() - 1);
+                        new_groups.push((r, new_kinds.len() - 1));
+                        Slot::New(new_kinds.len() - 1)
+                    }
+                },
+                None => {
+                    new_kinds.push(r.validated.record.party_kind);
+                    Slot::New(new_kinds.len() - 1)
+                }
+            },
+        })
+        .collect();
+
+    let mut parties: Vec<PartyState> = Vec::new();
+    let mut index_of: HashMap<i64, usize> = HashMap::new();
+    if !new_kinds.is_empty() {
+        let ids: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT nextval('party_party_id_seq'), nextval('customer_number_seq') FROM generate_series(1, $1)",
+        )
+        .bind(new_kinds.len() as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        for ((party_id, seq), kind) in ids.into_iter().zip(&new_kinds) {
+            let number = customer_number(*kind, seq as u64)
+                .ok_or_else(|| Error::Corrupt("customer number sequence exhausted".into()))?;
+            index_of.insert(party_id, parties.len());
+            parties.push(PartyState {
+                party_id,
+                customer_number: number,
+                founded: true,
+                records: Vec::new(),
+                golden: json!({}),
+                lineage: json!({}),
+                flags: Vec::new(),
+            });
+        }
+    }
+    let new_count = parties.len();
+
+    // Existing parties the run changes, with their records as they are before it.
+    let touched: Vec<i64> = slots
+        .iter()
+        .filter_map(|s| if let Slot::Party(p) = s { Some(*p) } else { None })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !touched.is_empty() {
+        let rows = sqlx::query(
+            "SELECT party_id, customer_number, golden, lineage, quality_flags FROM party
+             WHERE party_id = ANY($1) ORDER BY party_id FOR UPDATE",
+        )
+        .bind(&touched)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let party_id: i64 = row.try_get("party_id")?;
+            index_of.insert(party_id, parties.len());
+            parties.push(PartyState {
+                party_id,
+                customer_number: row.try_get("customer_number")?,
+                founded: false,
+                records: Vec::new(),
+                golden: row.try_get("golden")?,
+                lineage: row.try_get("lineage")?,
+                flags: row.try_get("quality_flags")?,
+            });
+        }
+        let rows = sqlx::query(
+            "SELECT party_id, source_system, source_customer_id, attributes, quality_flags, updated_at
+             FROM source_record WHERE party_id = ANY($1)",
+        )
+        .bind(&touched)
+        .fetch_all(&mut *tx)
+        .await?;
+        for row in rows {
+            let party_id: i64 = row.try_get("party_id")?;
+            let updated: OffsetDateTime = row.try_get("updated_at")?;
+            let p = index_of.get(&party_id).ok_or_else(|| Error::Corrupt(format!("party {party_id} vanished")))?;
+            parties[*p].records.push((
+                row.try_get("source_system")?,
+                row.try_get("source_customer_id")?,
+                row.try_get("attributes")?,
+                row.try_get("quality_flags")?,
+                micros(updated),
+            ));
+        }
+    }
+
+    // Apply the records in order, in memory, exactly as one by one would.
+    let now_us = micros(now);
+    let mut results = Vec::with_capacity(run.len());
+    let mut history = History::default();
+    let mut events: Vec<OutboxEvent> = Vec::new();
+    let mut written: Vec<(&PreparedRecord, i64)> = Vec::new();
+    for (r, slot) in run.iter().zip(&slots) {
+        let v = &r.validated.record;
+        let p = match *slot {
+            Slot::Unchanged => {
+                let number = existing_of(r).map(|e| e.customer_number.clone()).unwrap_or_default();
+                results.push(UpsertResult {
+                    customer_number: number,
+                    outcome: pb::UpsertOutcome::Unchanged,
+                    quality_flags: r.flags.clone(),
+                    absorbed: vec![],
+                });
+                continue;
+            }
+            Slot::New(n) => n,
+            Slot::Party(id) => *index_of.get(&id).ok_or_else(|| Error::Corrupt(format!("party {id} vanished")))?,
+        };
+        let party = &mut parties[p];
+        let entry = (v.source_system.clone(), v.source_customer_id.clone(), r.attributes.clone(), r.flags.clone(), now_us);
+        match party.records.iter_mut().find(|x| x.0 == v.source_system && x.1 == v.source_customer_id) {
+            Some(x) => *x = entry,
+            None => party.records.push(entry),
+        }
+        let survived = super::survive(
+            trust,
+            party.records.iter().map(|(s, i, a, f, u)| (s.as_str(), i.as_str(), a, f.as_slice(), *u)),
+        );
+        let changed = super::changed_attributes(&party.golden, &survived.golden);
+        let source = pb::SourceKey { source_system: v.source_system.clone(), source_customer_id: v.source_customer_id.clone() };
+        let src = Some((v.source_system.as_str(), v.source_customer_id.as_str()));
+        let after = Value::Object(survived.golden);
+        if party.founded && party.records.len() == 1 {
+            history.push(party.party_id, "CREATED", src, None, Some(&after));
+            events.push(OutboxEvent::new(
+                &party.customer_number,
+                &pb::CustomerCreated {
+                    customer_number: party.customer_number.clone(),
+                    party_kind: match v.party_kind {
+                        PartyKind::Corporate => pb::PartyKind::Corporate,
+                        PartyKind::Personal => pb::PartyKind::Personal,
+                    } as i32,
+                    source: Some(source),
+                },
+            ));
+        } else if !changed.is_empty() {
+            history.push(party.party_id, "UPDATED", src, Some(&party.golden), Some(&after));
+            events.push(OutboxEvent::new(
+                &party.customer_number,
+                &pb::CustomerUpdated {
+                    customer_number: party.customer_number.clone(),
+                    changed_attributes: changed,
+                    source: Some(source),
+                },
+            ));
+        }
+        party.golden = after;
+        party.lineage = Value::Object(survived.lineage);
+        party.flags = survived.flags;
+        written.push((r, party.party_id));
+        results.push(UpsertResult {
+            customer_number: party.customer_number.clone(),
+            outcome: if existing_of(r).is_some() { pb::UpsertOutcome::Updated } else { pb::UpsertOutcome::Created },
+            quality_flags: r.flags.clone(),
+            absorbed: vec![],
+        });
+    }
+
+    write_parties(tx, &parties[..new_count], &new_kinds, &parties[new_count..]).await?;
+    write_groups(tx, &new_groups, &parties).await?;
+    write_records(tx, &written).await?;
+    history.write(tx, actor).await?;
+    enqueue_many(tx, EVENT_SOURCE, &events, actor).await?;
+    write_suspects(tx, &written).await?;
+    Ok(results)
+}
+
+fn micros(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1000) as i64
+}
+
+fn joined_flags(flags: &[String]) -> String {
+    // Flag codes are upper-case words: a comma never occurs in one.
+    flags.join(",")
+}
+
+async fn write_parties(
+    tx: &mut PgConnection,
+    founded: &[PartyState],
+    kinds: &[PartyKind],
+    touched: &[PartyState],
+) -> Result<()> {
+    if !founded.is_empty() {
+        let ids: Vec<i64> = founded.iter().map(|p| p.party_id).collect();
+        let numbers: Vec<&str> = founded.iter().map(|p| p.customer_number.as_str()).collect();
+        let kinds: Vec<&str> = kinds.iter().map(|k| super::party_kind_code(*k)).collect();
+        let goldens: Vec<&Value> = founded.iter().map(|p| &p.golden).collect();
+        let lineages: Vec<&Value> = founded.iter().map(|p| &p.lineage).collect();
+        let flags: Vec<String> = founded.iter().map(|p| joined_flags(&p.flags)).collect();
+        sqlx::query(
+            "INSERT INTO party (party_id, customer_number, party_kind, golden, lineage, quality_flags)
+             SELECT id, number, kind, golden, lineage, string_to_array(flags, ',')
+             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[])
+                  AS u(id, number, kind, golden, lineage, flags)",
+        )
+        .bind(&ids)
+        .bind(&numbers)
+        .bind(&kinds)
+        .bind(&goldens)
+        .bind(&lineages)
+        .bind(&flags)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !touched.is_empty() {
+        let ids: Vec<i64> = touched.iter().map(|p| p.party_id).collect();
+        let goldens: Vec<&Value> = touched.iter().map(|p| &p.golden).collect();
+        let lineages: Vec<&Value> = touched.iter().map(|p| &p.lineage).collect();
+        let flags: Vec<String> = touched.iter().map(|p| joined_flags(&p.flags)).collect();
+        sqlx::query(
+            "UPDATE party p SET golden = u.golden, lineage = u.lineage,
+                    quality_flags = string_to_array(u.flags, ','), updated_at = now()
+             FROM unnest($1::bigint[], $2::jsonb[], $3::jsonb[], $4::text[]) AS u(id, golden, lineage, flags)
+             WHERE p.party_id = u.id",
+        )
+        .bind(&ids)
+        .bind(&goldens)
+        .bind(&lineages)
+        .bind(&flags)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn write_groups(tx: &mut PgConnection, groups: &[(&PreparedRecord, usize)], parties: &[PartyState]) -> Result<()> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let digests: Vec<&str> = groups.iter().filter_map(|(r, _)| r.digest.as_deref()).collect();
+    let types: Vec<&str> = groups.iter().map(|(r, _)| r.validated.record.id_type.code()).collect();
+    let blinds: Vec<&str> = groups.iter().filter_map(|(r, _)| r.blind.as_deref()).collect();
+    let names: Vec<&str> = groups.iter().filter_map(|(r, _)| r.name_key.as_deref()).collect();
+    let ids: Vec<i64> = groups.iter().map(|(_, n)| parties[*n].party_id).collect();
+    if [digests.len(), blinds.len(), names.len()].iter().any(|n| *n != ids.len()) {
+        return Err(Error::Corrupt("an identity without digest".into()));
+    }
+    sqlx::query(
+        "INSERT INTO identity_group (identity_digest, id_type, match_key, name_key, party_id)
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])",
+    )
+    .bind(&digests)
+    .bind(&types)
+    .bind(&blinds)
+    .bind(&names)
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_records(tx: &mut PgConnection, written: &[(&PreparedRecord, i64)]) -> Result<()> {
+    if written.is_empty() {
+        return Ok(());
+    }
+    let col = |f: fn(&PreparedRecord) -> Option<&str>| -> Vec<Option<&str>> { written.iter().map(|(r, _)| f(r)).collect() };
+    let systems = col(|r| Some(r.key().0));
+    let ids = col(|r| Some(r.key().1));
+    let digests = col(|r| r.digest.as_deref());
+    let types = col(|r| Some(r.validated.record.id_type.code()));
+    let blinds = col(|r| r.blind.as_deref());
+    let phones = col(|r| r.phone_index.as_deref());
+    let id_indexes = col(|r| Some(r.id_index.as_str()));
+    let versions: Vec<i64> = written.iter().map(|(r, _)| r.validated.record.source_version).collect();
+    let parties: Vec<i64> = written.iter().map(|(_, p)| *p).collect();
+    let attributes: Vec<&Value> = written.iter().map(|(r, _)| &r.attributes).collect();
+    let flags: Vec<String> = written.iter().map(|(r, _)| joined_flags(&r.flags)).collect();
+    sqlx::query(
+        "INSERT INTO source_record (source_system, source_customer_id, source_version, party_id, identity_digest,
+                                    id_type, match_key, attributes, quality_flags, phone_index, id_index)
+         SELECT sys, id, version, party, digest, id_type, blind, attrs, string_to_array(flags, ','), phone, id_index
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+                     $8::jsonb[], $9::text[], $10::text[], $11::text[])
+              AS u(sys, id, version, party, digest, id_type, blind, attrs, flags, phone, id_index)
+         ON CONFLICT (source_system, source_customer_id) DO UPDATE SET
+             source_version = EXCLUDED.source_version, party_id = EXCLUDED.party_id,
+             identity_digest = EXCLUDED.identity_digest, id_type = EXCLUDED.id_type,
+             match_key = EXCLUDED.match_key, attributes = EXCLUDED.attributes,
+             quality_flags = EXCLUDED.quality_flags, phone_index = EXCLUDED.phone_index,
+             id_index = EXCLUDED.id_index, updated_at = now()",
+    )
+    .bind(&systems)
+    .bind(&ids)
+    .bind(&versions)
+    .bind(&parties)
+    .bind(&digests)
+    .bind(&types)
+    .bind(&blinds)
+    .bind(&attributes)
+    .bind(&flags)
+    .bind(&phones)
+    .bind(&id_indexes)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Same ID type and number under another name, in another party: a suspect pair,
+/// unless known already (in particular when a steward said "different parties").
+async fn write_suspects(tx: &mut PgConnection, written: &[(&PreparedRecord, i64)]) -> Result<()> {
+    let mut digests = Vec::new();
+    let mut types = Vec::new();
+    let mut blinds = Vec::new();
+    let mut seen = HashSet::new();
+    for (r, _) in written {
+        if let (Some(d), Some(b)) = (r.digest.as_deref(), r.blind.as_deref())
+            && seen.insert(d)
+        {
+            digests.push(d);
+            types.push(r.validated.record.id_type.code());
+            blinds.push(b);
+        }
+    }
+    if digests.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO suspect_pair (digest_a, digest_b, id_type, match_key)
+         SELECT DISTINCT LEAST(d.digest, g.identity_digest), GREATEST(d.digest, g.identity_digest), d.id_type, d.blind
+         FROM unnest($1::text[], $2::text[], $3::text[]) AS d(digest, id_type, blind)
+         JOIN identity_group me ON me.identity_digest = d.digest
+         JOIN identity_group g ON g.id_type = d.id_type AND g.match_key = d.blind
+                              AND g.identity_digest <> d.digest AND g.party_id <> me.party_id
+         ON CONFLICT (digest_a, digest_b) DO NOTHING",
+    )
+    .bind(&digests)
+    .bind(&types)
+    .bind(&blinds)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Party history rows of a run, written with one statement.
+#[derive(Default)]
+struct History {
+    party: Vec<i64>,
+    kind: Vec<&'static str>,
+    system: Vec<Option<String>>,
+    id: Vec<Option<String>>,
+    before: Vec<Option<Value>>,
+    after: Vec<Option<Value>>,
+}
+
+impl History {
+    fn push(&mut self, party: i64, kind: &'static str, src: Option<(&str, &str)>, before: Option<&Value>, after: Option<&Value>) {
+        self.party.push(party);
+        self.kind.push(kind);
+        self.system.push(src.map(|s| s.0.to_string()));
+        self.id.push(src.map(|s| s.1.to_string()));
+        self.before.push(before.cloned());
+        self.after.push(after.cloned());
+    }
+
+    async fn write(&self, tx: &mut PgConnection, actor: Option<&str>) -> Result<()> {
+        if self.party.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO party_history (party_id, actor, change_kind, source_system, source_customer_id, before, after)
+             SELECT h.party, $1, h.kind, h.sys, h.id, h.before, h.after
+             FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[]) WITH ORDINALITY
+                  AS h(party, kind, sys, id, before, after, n)
+             ORDER BY h.n",
+        )
+        .bind(actor)
+        .bind(&self.party)
+        .bind(&self.kind)
+        .bind(&self.system)
+        .bind(&self.id)
+        .bind(&self.before)
+        .bind(&self.after)
+        .execute(&mut *tx)
+        .await?;
+        Ok(())
+    }
+}
