@@ -130,10 +130,8 @@ pub async fn upsert_prepared_in(
     records: &[PreparedRecord],
     actor: Option<&str>,
 ) -> Result<Vec<UpsertResult>> {
-    let now: OffsetDateTime = sqlx::query_scalar("SELECT now() FROM pg_advisory_xact_lock($1)")
-        .bind(ECIF_LOCK)
-        .fetch_one(&mut *tx)
-        .await?;
+    let now: OffsetDateTime =
+        sqlx::query_scalar("SELECT now() FROM pg_advisory_xact_lock($1)").bind(ECIF_LOCK).fetch_one(&mut *tx).await?;
     let mut results = Vec::with_capacity(records.len());
     let mut i = 0;
     while i < records.len() {
@@ -149,7 +147,10 @@ pub async fn upsert_prepared_in(
                 seen.insert((sys, id))
                     && match existing.get(&(sys.to_string(), id.to_string())) {
                         None => true,
-                        Some(e) => r.validated.record.source_version <= e.version || (r.digest.is_some() && r.digest == e.digest),
+                        Some(e) => {
+                            r.validated.record.source_version <= e.version
+                                || (r.digest.is_some() && r.digest == e.digest)
+                        }
                     }
             })
             .count();
@@ -345,7 +346,8 @@ async fn apply_run(
             Slot::Party(id) => *index_of.get(&id).ok_or_else(|| Error::Corrupt(format!("party {id} vanished")))?,
         };
         let party = &mut parties[p];
-        let entry = (v.source_system.clone(), v.source_customer_id.clone(), r.attributes.clone(), r.flags.clone(), now_us);
+        let entry =
+            (v.source_system.clone(), v.source_customer_id.clone(), r.attributes.clone(), r.flags.clone(), now_us);
         match party.records.iter_mut().find(|x| x.0 == v.source_system && x.1 == v.source_customer_id) {
             Some(x) => *x = entry,
             None => party.records.push(entry),
@@ -355,7 +357,8 @@ async fn apply_run(
             party.records.iter().map(|(s, i, a, f, u)| (s.as_str(), i.as_str(), a, f.as_slice(), *u)),
         );
         let changed = super::changed_attributes(&party.golden, &survived.golden);
-        let source = pb::SourceKey { source_system: v.source_system.clone(), source_customer_id: v.source_customer_id.clone() };
+        let source =
+            pb::SourceKey { source_system: v.source_system.clone(), source_customer_id: v.source_customer_id.clone() };
         let src = Some((v.source_system.as_str(), v.source_customer_id.as_str()));
         let after = Value::Object(survived.golden);
         if party.founded && party.records.len() == 1 {
@@ -461,7 +464,11 @@ async fn write_parties(
     Ok(())
 }
 
-async fn write_groups(tx: &mut PgConnection, groups: &[(&PreparedRecord, usize)], parties: &[PartyState]) -> Result<()> {
+async fn write_groups(
+    tx: &mut PgConnection,
+    groups: &[(&PreparedRecord, usize)],
+    parties: &[PartyState],
+) -> Result<()> {
     if groups.is_empty() {
         return Ok(());
     }
@@ -491,7 +498,8 @@ async fn write_records(tx: &mut PgConnection, written: &[(&PreparedRecord, i64)]
     if written.is_empty() {
         return Ok(());
     }
-    let col = |f: fn(&PreparedRecord) -> Option<&str>| -> Vec<Option<&str>> { written.iter().map(|(r, _)| f(r)).collect() };
+    let col =
+        |f: fn(&PreparedRecord) -> Option<&str>| -> Vec<Option<&str>> { written.iter().map(|(r, _)| f(r)).collect() };
     let systems = col(|r| Some(r.key().0));
     let ids = col(|r| Some(r.key().1));
     let digests = col(|r| r.digest.as_deref());
@@ -581,7 +589,14 @@ struct History {
 }
 
 impl History {
-    fn push(&mut self, party: i64, kind: &'static str, src: Option<(&str, &str)>, before: Option<&Value>, after: Option<&Value>) {
+    fn push(
+        &mut self,
+        party: i64,
+        kind: &'static str,
+        src: Option<(&str, &str)>,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) {
         self.party.push(party);
         self.kind.push(kind);
         self.system.push(src.map(|s| s.0.to_string()));

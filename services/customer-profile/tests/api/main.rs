@@ -7,6 +7,7 @@ mod helpers;
 
 mod access;
 mod assignment;
+mod bulk;
 mod details;
 mod file_load;
 mod identification;

@@ -1,0 +1,217 @@
+//! The set-based bulk path against the one-by-one path: the same mixed load applied
+//! both ways, in the same transactions, must leave identical databases and answers.
+
+use crm_platform::testing::TestEnv;
+use crm_proto::crm::customer::v1 as pb;
+use customer_profile::domain::{Attribute, TrustTable, ValidatedRecord};
+use customer_profile::pii::PiiCipher;
+use customer_profile::store::{self, PreparedRecord, UpsertResult};
+use customer_profile::{Settings, sample};
+use serde_json::Value;
+use sqlx::PgPool;
+
+use crate::helpers::PII_KEY;
+
+async fn fresh_pool() -> PgPool {
+    let env = TestEnv::new("customer-profile").await;
+    let settings = Settings::load_from(env.vars(&[("customer.pii_key", PII_KEY)])).unwrap();
+    let pool = crm_platform::db::connect(&settings.database).await.unwrap();
+    crm_platform::db::migrate(&pool, &customer_profile::MIGRATOR).await.unwrap();
+    pool
+}
+
+fn trust() -> TrustTable {
+    let mut t = TrustTable::new(10);
+    t.set_source_default("CORE", 90);
+    t.set_source_default("CARDS", 60);
+    t.set("CARDS", Attribute::MobilePhone, 95);
+    t.set_source_default("LOANS", 60);
+    t
+}
+
+/// A first load, then a day of edits: newer versions with new attribute values,
+/// replays and older versions, renames that make a record match another customer
+/// (merge) or no longer match its own (unmerge), a record turning into ID type
+/// "other", and several versions of one record in one batch.
+fn workload() -> Vec<pb::SourceRecord> {
+    let first = sample::generate(11, 400);
+    let mut load = first.clone();
+    let mut rng = sample::Rng::new(99);
+    for (i, r) in first.iter().enumerate() {
+        let mut edit = r.clone();
+        edit.source_version += 1;
+        match rng.below(12) {
+            0 => {
+                edit.mobile_phone = format!("139{:08}", rng.below(100_000_000));
+                edit.address = format!("{} road", rng.below(1000));
+            }
+            1 => edit = r.clone(),
+            2 => {
+                edit.source_version -= 2;
+                edit.email = "older@example.com".into();
+            }
+            3 => {
+                // Takes the name of the record before it: a merge when the two share an ID.
+                edit.name = first[i.saturating_sub(1)].name.clone();
+            }
+            4 => edit.name = format!("{}{}", r.name, "新"),
+            5 => {
+                edit.id_type = pb::IdType::Other as i32;
+                edit.id_number = format!("P{i:08}");
+            }
+            6 => {
+                let mut again = edit.clone();
+                again.source_version += 1;
+                again.occupation = "teacher".into();
+                load.push(edit.clone());
+                edit = again;
+            }
+            _ => continue,
+        }
+        load.push(edit);
+    }
+    // Interleave the edits with each other deterministically, after the first load.
+    let (head, tail) = load.split_at_mut(first.len());
+    let _ = head;
+    let mut rng = sample::Rng::new(5);
+    for k in (1..tail.len()).rev() {
+        let j = rng.below(k as u64 + 1) as usize;
+        // Keep several versions of one record in their order.
+        if tail[k].key != tail[j].key {
+            tail.swap(k, j);
+        }
+    }
+    load
+}
+
+fn validated(load: &[pb::SourceRecord]) -> Vec<ValidatedRecord> {
+    let today = customer_profile::grpc::today();
+    load.iter().filter_map(|r| customer_profile::grpc::validate_record(Some(r.clone()), today).ok()).collect()
+}
+
+async fn one_by_one(pool: &PgPool, pii: &PiiCipher, batch: &[ValidatedRecord]) -> Vec<UpsertResult> {
+    let mut tx = pool.begin().await.unwrap();
+    let mut results = Vec::new();
+    for v in batch {
+        results.push(store::upsert_in(&mut tx, &trust(), pii, v, Some("loader")).await.unwrap());
+    }
+    tx.commit().await.unwrap();
+    results
+}
+
+/// Lineage without its timestamps: the two databases commit at different moments.
+fn without_times(mut v: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        for entry in m.values_mut() {
+            if let Some(e) = entry.as_object_mut() {
+                e.remove("updated_at");
+            }
+        }
+    }
+    v
+}
+
+async fn snapshot(pool: &PgPool) -> Vec<String> {
+    let mut out = Vec::new();
+    let parties: Vec<(String, String, String, Option<String>, Value, Value, Vec<String>)> = sqlx::query_as(
+        "SELECT p.customer_number, p.party_kind, p.status, m.customer_number, p.golden, p.lineage, p.quality_flags
+         FROM party p LEFT JOIN party m ON m.party_id = p.merged_into ORDER BY p.party_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (n, k, s, m, g, l, f) in parties {
+        out.push(format!("party {n} {k} {s} {m:?} {g} {} {f:?}", without_times(l)));
+    }
+    let records: Vec<(
+        String,
+        String,
+        i64,
+        String,
+        Option<String>,
+        Option<String>,
+        Value,
+        Vec<String>,
+        Option<String>,
+        String,
+    )> = sqlx::query_as(
+        "SELECT s.source_system, s.source_customer_id, s.source_version, p.customer_number, s.identity_digest,
+                    s.match_key, s.attributes, s.quality_flags, s.phone_index, s.id_index
+             FROM source_record s JOIN party p USING (party_id) ORDER BY 1, 2",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    out.extend(records.into_iter().map(|r| format!("record {r:?}")));
+    let groups: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT g.identity_digest, g.name_key, p.customer_number FROM identity_group g JOIN party p USING (party_id) ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    out.extend(groups.into_iter().map(|g| format!("group {g:?}")));
+    let suspects: Vec<(String, String, String)> =
+        sqlx::query_as("SELECT digest_a, digest_b, status FROM suspect_pair ORDER BY 1, 2")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    out.extend(suspects.into_iter().map(|s| format!("suspect {s:?}")));
+    let history: Vec<(String, String, Option<String>, Option<String>, Option<Value>, Option<Value>, Option<String>)> =
+        sqlx::query_as(
+            "SELECT p.customer_number, h.change_kind, h.source_system, h.source_customer_id, h.before, h.after, h.actor
+             FROM party_history h JOIN party p USING (party_id) ORDER BY h.history_id",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    out.extend(history.into_iter().map(|h| format!("history {h:?}")));
+    let events: Vec<(String, String, Vec<u8>, Option<String>)> =
+        sqlx::query_as("SELECT event_type, subject, payload, actor FROM crm_kit.outbox ORDER BY seq")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+    out.extend(events.into_iter().map(|e| format!("event {e:?}")));
+    out
+}
+
+#[tokio::test]
+async fn a_bulk_batch_leaves_exactly_what_applying_its_records_one_by_one_leaves() {
+    let pii = PiiCipher::from_hex(PII_KEY).unwrap();
+    let records = validated(&workload());
+    let (reference, bulk) = (fresh_pool().await, fresh_pool().await);
+    let (mut expected, mut got) = (Vec::new(), Vec::new());
+    for batch in records.chunks(97) {
+        expected.extend(one_by_one(&reference, &pii, batch).await);
+        let prepared: Vec<PreparedRecord> = batch.iter().map(|v| PreparedRecord::new(&pii, v.clone())).collect();
+        got.extend(store::upsert_batch(&bulk, &trust(), &pii, &prepared, Some("loader")).await.unwrap());
+    }
+    assert_eq!(got, expected);
+
+    let (expected, got) = (snapshot(&reference).await, snapshot(&bulk).await);
+    let count = |prefix: &str| expected.iter().filter(|l| l.starts_with(prefix)).count();
+    // The load really exercised what the bulk path must get right.
+    assert!(count("party") > 300, "{}", count("party"));
+    assert!(expected.iter().any(|l| l.contains(" MERGED ")), "no merge happened");
+    assert!(expected.iter().any(|l| l.contains("\"UNMERGED\"")), "no unmerge happened");
+    assert!(count("suspect") > 5, "{}", count("suspect"));
+    assert!(expected.iter().any(|l| l.contains("\"UPDATED\"")));
+    for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
+        assert_eq!(g, e, "line {i} differs");
+    }
+    assert_eq!(got.len(), expected.len());
+}
+
+#[tokio::test]
+async fn a_bulk_batch_that_repeats_a_replay_changes_nothing() {
+    let pii = PiiCipher::from_hex(PII_KEY).unwrap();
+    let pool = fresh_pool().await;
+    let prepared: Vec<PreparedRecord> =
+        validated(&sample::generate(3, 300)).into_iter().map(|v| PreparedRecord::new(&pii, v)).collect();
+    let first = store::upsert_batch(&pool, &trust(), &pii, &prepared, None).await.unwrap();
+    let before = snapshot(&pool).await;
+    let again = store::upsert_batch(&pool, &trust(), &pii, &prepared, None).await.unwrap();
+    assert!(again.iter().all(|r| r.outcome == pb::UpsertOutcome::Unchanged));
+    let numbers = |rs: &[UpsertResult]| rs.iter().map(|r| r.customer_number.clone()).collect::<Vec<_>>();
+    assert_eq!(numbers(&again), numbers(&first));
+    assert_eq!(snapshot(&pool).await, before);
+}
