@@ -126,7 +126,7 @@ async fn file_rate(records: &[pb::SourceRecord]) -> f64 {
     std::fs::write(&path, text).expect("write");
     let pii = s.customer.pii_cipher().expect("key");
     let start = Instant::now();
-    file_load::load_file(&pool, &s.customer.trust_table(), &pii, &path, 500, None).await.expect("load");
+    file_load::load_file(&pool, &s.customer.trust_table(), &pii, &path, 2000, None).await.expect("load");
     let rate = records.len() as f64 / start.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(path);
     pool.close().await;
@@ -160,52 +160,110 @@ where
     (h.value_at_quantile(0.5) as f64 / 1000.0, h.value_at_quantile(0.99) as f64 / 1000.0)
 }
 
+/// Waits until the relay has published every event the load wrote (bounded), so that
+/// the latency phases measure the offered calls, not a backlog drained beside them.
+async fn drained(pool: &sqlx::PgPool) -> f64 {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(600) {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM crm_kit.outbox").fetch_one(pool).await.expect("outbox");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    start.elapsed().as_secs_f64()
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::var("CRM_BENCH_RECORDS")
         .unwrap_or_else(|_| "100000".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
+    // Which phases to run (all by default): copy, import, file, upsert, view, serial.
+    let phases = std::env::var("CRM_BENCH_PHASES").unwrap_or_else(|_| "copy,import,file,serial,upsert,view".into());
+    let on = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         println!("## ECIF load and reads (customer-profile)\n");
-        println!("| records | COPY (floor) | bulk import (gRPC, {STREAMS} streams) | file load | upsert p50 / p99 @500/s | 360° p50 / p99 @1000/s |");
-        println!("|---|---|---|---|---|---|");
+        println!("| records | COPY (floor) | bulk import (gRPC, {STREAMS} streams) | file load | relay drain after import | upsert p50 / p99 @500/s | 360° p50 / p99 @1000/s |");
+        println!("|---|---|---|---|---|---|---|");
         for n in sizes {
             let records = sample::generate(42, n);
-            let copy = copy_rate(&records).await;
+            let copy = if on("copy") { copy_rate(&records).await } else { f64::NAN };
+            let file = if on("file") { file_rate(&records).await } else { f64::NAN };
             let env = TestEnv::new("customer-profile").await;
             let run = start(&env).await;
-            let (import, accepted) = import_rate(&run, &records).await;
-            let file = file_rate(&records).await;
-            let fresh = sample::generate(7_000_000 + n as u64, 5000);
+            let (import, accepted) = if on("import") || on("upsert") || on("view") || on("serial") {
+                import_rate(&run, &records).await
+            } else {
+                (f64::NAN, 0)
+            };
+            let drain = drained(&run.pool).await;
             let client = run.client.clone();
-            let (u50, u99) = latency(500, 10, |i| {
-                let mut c = client.clone();
-                let mut r = fresh[(i as usize) % fresh.len()].clone();
-                r.source_version = 1_000 + i as i64;
-                async move {
-                    let _ = c.upsert_source_record(pb::UpsertSourceRecordRequest { record: Some(r) }).await;
+            if on("serial") {
+                // One call at a time: what a call costs when nothing queues.
+                let fresh = sample::generate(9_000_000 + n as u64, 300);
+                let (mut c, mut up, mut view) = (client.clone(), Vec::new(), Vec::new());
+                for r in fresh {
+                    let t = Instant::now();
+                    let number = c
+                        .upsert_source_record(pb::UpsertSourceRecordRequest { record: Some(r) })
+                        .await
+                        .map(|r| r.into_inner().customer_number)
+                        .unwrap_or_else(|e| {
+                            eprintln!("upsert failed: {e}");
+                            String::new()
+                        });
+                    up.push(t.elapsed().as_secs_f64() * 1000.0);
+                    let t = Instant::now();
+                    let _ = c.get_customer360(pb::GetCustomer360Request { customer_number: number }).await;
+                    view.push(t.elapsed().as_secs_f64() * 1000.0);
                 }
-            })
-            .await;
-            let numbers: Vec<String> = sqlx::query_scalar("SELECT customer_number FROM party WHERE status = 'ACTIVE' ORDER BY random() LIMIT 10000")
+                let median = |v: &mut Vec<f64>| {
+                    v.sort_by(f64::total_cmp);
+                    v[v.len() / 2]
+                };
+                println!("serial medians: upsert {:.2} ms, 360 view {:.2} ms", median(&mut up), median(&mut view));
+            }
+            let (u50, u99) = if on("upsert") {
+                let fresh = sample::generate(7_000_000 + n as u64, 5000);
+                latency(500, 10, |i| {
+                    let mut c = client.clone();
+                    let mut r = fresh[(i as usize) % fresh.len()].clone();
+                    r.source_version = 1_000 + i as i64;
+                    async move {
+                        let _ = c.upsert_source_record(pb::UpsertSourceRecordRequest { record: Some(r) }).await;
+                    }
+                })
+                .await
+            } else {
+                (f64::NAN, f64::NAN)
+            };
+            let (v50, v99) = if on("view") {
+                let numbers: Vec<String> = sqlx::query_scalar(
+                    "SELECT customer_number FROM party WHERE status = 'ACTIVE' ORDER BY random() LIMIT 10000",
+                )
                 .fetch_all(&run.pool)
                 .await
                 .expect("numbers");
-            let (v50, v99) = latency(1000, 10, |i| {
-                let mut c = client.clone();
-                let number = numbers[(i as usize) % numbers.len()].clone();
-                async move {
-                    let _ = c.get_customer360(pb::GetCustomer360Request { customer_number: number }).await;
-                }
-            })
-            .await;
+                latency(1000, 10, |i| {
+                    let mut c = client.clone();
+                    let number = numbers[(i as usize) % numbers.len()].clone();
+                    async move {
+                        let _ = c.get_customer360(pb::GetCustomer360Request { customer_number: number }).await;
+                    }
+                })
+                .await
+            } else {
+                (f64::NAN, f64::NAN)
+            };
             let _ = run.stop.send(());
             let _ = run.handle.await;
             println!(
-                "| {n} ({accepted} accepted) | {copy:.0} rows/s | {import:.0} records/s ({:.1} % of COPY) | {file:.0} records/s | {u50:.1} / {u99:.1} ms | {v50:.1} / {v99:.1} ms |",
-                100.0 * import / copy
+                "| {n} ({accepted} accepted) | {copy:.0} rows/s | {import:.0} records/s ({:.1} % of COPY) | {file:.0} records/s ({:.1} % of COPY) | {drain:.1} s | {u50:.1} / {u99:.1} ms | {v50:.1} / {v99:.1} ms |",
+                100.0 * import / copy,
+                100.0 * file / copy
             );
         }
     });

@@ -239,6 +239,16 @@ pub async fn load_file(
     let today = crate::grpc::today();
     let mut batch: Vec<(i64, String)> = Vec::with_capacity(chunk);
     let mut last_line = 0i64;
+    // Two stages: while one chunk is written to the database, the next is parsed,
+    // validated and encrypted. Chunks still commit one after another, in file order.
+    let mut writing: Option<tokio::task::JoinHandle<Result<Chunk>>> = None;
+    let ctx = ChunkContext {
+        pool: pool.clone(),
+        trust: trust.clone(),
+        pii: pii.clone(),
+        load_id,
+        actor: actor.map(str::to_string),
+    };
     for (i, line) in reader.lines().enumerate() {
         let line_no = i as i64 + 1;
         let line = line.map_err(io)?;
@@ -252,31 +262,26 @@ pub async fn load_file(
             last_line = line_no;
             continue;
         };
-        let _ = cols;
         last_line = line_no;
         if line_no <= done {
             continue;
         }
         batch.push((line_no, line.to_string()));
         if batch.len() >= chunk {
-            apply_chunk(
-                pool,
-                trust,
-                pii,
-                load_id,
-                columns.as_deref().unwrap_or_default(),
-                &batch,
-                line_no,
-                today,
-                actor,
-                &mut report,
-            )
-            .await?;
+            let prepared = prepare_chunk(cols, &batch, today, pii, line_no);
             batch.clear();
+            if let Some(previous) = writing.take() {
+                report.add(join(previous).await?);
+            }
+            writing = Some(tokio::spawn(ctx.clone().write(prepared)));
         }
     }
     let cols = columns.ok_or_else(|| Error::FailedPrecondition("the file has no header line".into()))?;
-    apply_chunk(pool, trust, pii, load_id, &cols, &batch, last_line.max(done), today, actor, &mut report).await?;
+    if let Some(previous) = writing.take() {
+        report.add(join(previous).await?);
+    }
+    let prepared = prepare_chunk(&cols, &batch, today, pii, last_line.max(done));
+    report.add(ctx.write(prepared).await?);
     sqlx::query("UPDATE file_load SET status = 'DONE', finished_at = now() WHERE load_id = $1")
         .bind(load_id)
         .execute(pool)
@@ -284,22 +289,29 @@ pub async fn load_file(
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn apply_chunk(
-    pool: &PgPool,
-    trust: &TrustTable,
-    pii: &PiiCipher,
-    load_id: i64,
-    columns: &[&'static str],
-    lines: &[(i64, String)],
+async fn join(task: tokio::task::JoinHandle<Result<Chunk>>) -> Result<Chunk> {
+    task.await.map_err(|e| Error::Corrupt(format!("file load chunk task failed: {e}")))?
+}
+
+/// A chunk of lines, parsed, validated and encrypted.
+struct Chunk {
+    lines: i64,
+    accepted: Vec<crate::store::PreparedRecord>,
+    rejected: Vec<(i64, String)>,
+    /// The last line this chunk covers: progress after it commits.
     done_through: i64,
-    today: Date,
-    actor: Option<&str>,
-    report: &mut LoadReport,
-) -> Result<()> {
+}
+
+impl LoadReport {
+    fn add(&mut self, chunk: Chunk) {
+        self.lines_read += chunk.lines;
+        self.accepted += chunk.accepted.len() as i64;
+        self.rejected.extend(chunk.rejected);
+    }
+}
+
+fn prepare_chunk(columns: &[&'static str], lines: &[(i64, String)], today: Date, pii: &PiiCipher, done_through: i64) -> Chunk {
     let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
-    // Deadlocks with concurrent writers abort the chunk; the load then stops with an
-    // error and resumes from the last committed chunk when run again.
     for (line_no, line) in lines {
         let outcome = parse_line(columns, line).and_then(|r| {
             crate::grpc::validate_record(Some(r), today).map_err(|v| {
@@ -314,37 +326,52 @@ async fn apply_chunk(
             Err(reason) => rejected.push((*line_no, reason)),
         }
     }
-    let accepted = accepted;
-    let mut tx = pool.begin().await?;
-    crate::store::upsert_prepared_in(&mut tx, trust, pii, &accepted, actor).await?;
-    let accepted = accepted.len() as i64;
-    if !rejected.is_empty() {
-        let (lines, reasons): (Vec<i64>, Vec<&str>) = rejected.iter().map(|(l, r)| (*l, r.as_str())).unzip();
+    Chunk { lines: lines.len() as i64, accepted, rejected, done_through }
+}
+
+/// What writing a chunk needs, owned so that it can run beside the parsing.
+#[derive(Clone)]
+struct ChunkContext {
+    pool: PgPool,
+    trust: TrustTable,
+    pii: PiiCipher,
+    load_id: i64,
+    actor: Option<String>,
+}
+
+impl ChunkContext {
+    /// Applies a chunk and records its progress and rejected lines in one transaction.
+    async fn write(self, chunk: Chunk) -> Result<Chunk> {
+        let mut tx = self.pool.begin().await?;
+        if !chunk.accepted.is_empty() {
+            crate::store::upsert_prepared_in(&mut tx, &self.trust, &self.pii, &chunk.accepted, self.actor.as_deref())
+                .await?;
+        }
+        if !chunk.rejected.is_empty() {
+            let (lines, reasons): (Vec<i64>, Vec<&str>) = chunk.rejected.iter().map(|(l, r)| (*l, r.as_str())).unzip();
+            sqlx::query(
+                "INSERT INTO file_load_rejection (load_id, line_no, reason)
+                 SELECT $1, * FROM unnest($2::bigint[], $3::text[]) ON CONFLICT DO NOTHING",
+            )
+            .bind(self.load_id)
+            .bind(&lines)
+            .bind(&reasons)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
-            "INSERT INTO file_load_rejection (load_id, line_no, reason)
-             SELECT $1, * FROM unnest($2::bigint[], $3::text[]) ON CONFLICT DO NOTHING",
+            "UPDATE file_load SET lines_done = GREATEST(lines_done, $2), accepted = accepted + $3, rejected = rejected + $4
+             WHERE load_id = $1",
         )
-        .bind(load_id)
-        .bind(&lines)
-        .bind(&reasons)
+        .bind(self.load_id)
+        .bind(chunk.done_through)
+        .bind(chunk.accepted.len() as i64)
+        .bind(chunk.rejected.len() as i64)
         .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
+        Ok(chunk)
     }
-    sqlx::query(
-        "UPDATE file_load SET lines_done = GREATEST(lines_done, $2), accepted = accepted + $3, rejected = rejected + $4
-         WHERE load_id = $1",
-    )
-    .bind(load_id)
-    .bind(done_through)
-    .bind(accepted)
-    .bind(rejected.len() as i64)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    report.lines_read += lines.len() as i64;
-    report.accepted += accepted;
-    report.rejected.extend(rejected);
-    Ok(())
 }
 
 #[cfg(test)]

@@ -149,7 +149,7 @@ impl crm_platform::cli::Service for CustomerProfile {
                 }
                 let trust = settings.customer.trust_table();
                 let report =
-                    file_load::load_file(&pool, &trust, &pii, std::path::Path::new(path), 1000, actor.as_deref())
+                    file_load::load_file(&pool, &trust, &pii, std::path::Path::new(path), 2000, actor.as_deref())
                         .await?;
                 println!(
                     "{path}: resumed after line {}, {} lines read, {} accepted, {} rejected",

@@ -1378,10 +1378,17 @@ pub async fn customer_360(pool: &PgPool, number: &str) -> Result<Customer360> {
         updated_at: Some(updated_at),
     });
     let open_suspect_pairs: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM suspect_pair s
-         JOIN identity_group ga ON ga.identity_digest = s.digest_a
-         JOIN identity_group gb ON gb.identity_digest = s.digest_b
-         WHERE s.status = 'OPEN' AND ga.party_id <> gb.party_id AND (ga.party_id = $1 OR gb.party_id = $1)",
+        "WITH mine AS (SELECT identity_digest FROM identity_group WHERE party_id = $1),
+              pairs AS (
+                  SELECT s.digest_a, s.digest_b FROM mine JOIN suspect_pair s ON s.digest_a = mine.identity_digest
+                  WHERE s.status = 'OPEN'
+                  UNION
+                  SELECT s.digest_a, s.digest_b FROM mine JOIN suspect_pair s ON s.digest_b = mine.identity_digest
+                  WHERE s.status = 'OPEN')
+         SELECT count(*) FROM pairs
+         JOIN identity_group ga ON ga.identity_digest = pairs.digest_a
+         JOIN identity_group gb ON gb.identity_digest = pairs.digest_b
+         WHERE ga.party_id <> gb.party_id",
     )
     .bind(party)
     .fetch_one(pool)

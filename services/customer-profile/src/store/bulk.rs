@@ -40,7 +40,7 @@ pub(super) const ECIF_LOCK: i64 = 0x4543_4946;
 
 /// How many records after a complex one are looked at again before the next run:
 /// bounds the re-reading a batch full of complex records costs.
-const WINDOW: usize = 512;
+const WINDOW: usize = 4096;
 
 /// A validated record with everything computed that needs no database: its encrypted
 /// attributes and blind indexes. Preparing is CPU work (AES-GCM, HMAC), done before the
@@ -399,7 +399,9 @@ async fn apply_run(
 
     write_parties(tx, &parties[..new_count], &new_kinds, &parties[new_count..]).await?;
     write_groups(tx, &new_groups, &parties).await?;
-    write_records(tx, &written).await?;
+    let (updated, inserted): (Vec<_>, Vec<_>) = written.iter().partition(|(r, _)| existing_of(r).is_some());
+    write_records(tx, &inserted, false).await?;
+    write_records(tx, &updated, true).await?;
     history.write(tx, actor).await?;
     enqueue_many(tx, EVENT_SOURCE, &events, actor).await?;
     write_suspects(tx, &written).await?;
@@ -494,7 +496,10 @@ async fn write_groups(
     Ok(())
 }
 
-async fn write_records(tx: &mut PgConnection, written: &[(&PreparedRecord, i64)]) -> Result<()> {
+/// Inserts source records, or with `update` replaces stored ones. New keys go without
+/// `ON CONFLICT`: under the exclusive ECIF lock nobody else inserts, and a plain insert
+/// skips the speculative-insertion work.
+async fn write_records(tx: &mut PgConnection, written: &[(&PreparedRecord, i64)], update: bool) -> Result<()> {
     if written.is_empty() {
         return Ok(());
     }
@@ -511,20 +516,24 @@ async fn write_records(tx: &mut PgConnection, written: &[(&PreparedRecord, i64)]
     let parties: Vec<i64> = written.iter().map(|(_, p)| *p).collect();
     let attributes: Vec<&Value> = written.iter().map(|(r, _)| &r.attributes).collect();
     let flags: Vec<String> = written.iter().map(|(r, _)| joined_flags(&r.flags)).collect();
-    sqlx::query(
+    let sql = if update {
+        "UPDATE source_record s SET source_version = u.version, party_id = u.party, identity_digest = u.digest,
+                id_type = u.id_type, match_key = u.blind, attributes = u.attrs,
+                quality_flags = string_to_array(u.flags, ','), phone_index = u.phone, id_index = u.id_index,
+                updated_at = now()
+         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[],
+                     $8::jsonb[], $9::text[], $10::text[], $11::text[])
+              AS u(sys, id, version, party, digest, id_type, blind, attrs, flags, phone, id_index)
+         WHERE s.source_system = u.sys AND s.source_customer_id = u.id"
+    } else {
         "INSERT INTO source_record (source_system, source_customer_id, source_version, party_id, identity_digest,
                                     id_type, match_key, attributes, quality_flags, phone_index, id_index)
          SELECT sys, id, version, party, digest, id_type, blind, attrs, string_to_array(flags, ','), phone, id_index
          FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[],
                      $8::jsonb[], $9::text[], $10::text[], $11::text[])
-              AS u(sys, id, version, party, digest, id_type, blind, attrs, flags, phone, id_index)
-         ON CONFLICT (source_system, source_customer_id) DO UPDATE SET
-             source_version = EXCLUDED.source_version, party_id = EXCLUDED.party_id,
-             identity_digest = EXCLUDED.identity_digest, id_type = EXCLUDED.id_type,
-             match_key = EXCLUDED.match_key, attributes = EXCLUDED.attributes,
-             quality_flags = EXCLUDED.quality_flags, phone_index = EXCLUDED.phone_index,
-             id_index = EXCLUDED.id_index, updated_at = now()",
-    )
+              AS u(sys, id, version, party, digest, id_type, blind, attrs, flags, phone, id_index)"
+    };
+    sqlx::query(sql)
     .bind(&systems)
     .bind(&ids)
     .bind(&versions)
