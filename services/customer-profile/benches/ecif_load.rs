@@ -165,13 +165,19 @@ where
 async fn drained(pool: &sqlx::PgPool) -> f64 {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(600) {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM crm_kit.outbox").fetch_one(pool).await.expect("outbox");
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM crm_kit.outbox").fetch_one(pool).await.expect("outbox");
         if left == 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     start.elapsed().as_secs_f64()
+}
+
+/// Offered call rate of a latency phase: the target's rate unless overridden.
+fn rate(var: &str, default: u64) -> u64 {
+    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 fn main() {
@@ -228,7 +234,7 @@ fn main() {
             }
             let (u50, u99) = if on("upsert") {
                 let fresh = sample::generate(7_000_000 + n as u64, 5000);
-                latency(500, 10, |i| {
+                latency(rate("CRM_BENCH_UPSERT_RATE", 500), 10, |i| {
                     let mut c = client.clone();
                     let mut r = fresh[(i as usize) % fresh.len()].clone();
                     r.source_version = 1_000 + i as i64;
@@ -247,7 +253,7 @@ fn main() {
                 .fetch_all(&run.pool)
                 .await
                 .expect("numbers");
-                latency(1000, 10, |i| {
+                latency(rate("CRM_BENCH_VIEW_RATE", 1000), 10, |i| {
                     let mut c = client.clone();
                     let number = numbers[(i as usize) % numbers.len()].clone();
                     async move {

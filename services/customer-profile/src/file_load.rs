@@ -310,7 +310,13 @@ impl LoadReport {
     }
 }
 
-fn prepare_chunk(columns: &[&'static str], lines: &[(i64, String)], today: Date, pii: &PiiCipher, done_through: i64) -> Chunk {
+fn prepare_chunk(
+    columns: &[&'static str],
+    lines: &[(i64, String)],
+    today: Date,
+    pii: &PiiCipher,
+    done_through: i64,
+) -> Chunk {
     let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
     for (line_no, line) in lines {
         let outcome = parse_line(columns, line).and_then(|r| {

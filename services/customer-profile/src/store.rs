@@ -40,6 +40,8 @@ pub struct UpsertResult {
 /// A golden record with its sources, as stored.
 #[derive(Debug, Clone)]
 pub struct StoredCustomer {
+    /// Internal key of the (surviving) party.
+    pub party_id: i64,
     /// Bank customer number.
     pub customer_number: String,
     /// `PERSONAL` / `CORPORATE`.
@@ -701,6 +703,7 @@ fn row_to_customer(row: &sqlx::postgres::PgRow, sources: Vec<(String, String)>) 
     let golden: Value = row.try_get("golden")?;
     let lineage: Value = row.try_get("lineage")?;
     Ok(StoredCustomer {
+        party_id: row.try_get("party_id")?,
         customer_number: row.try_get("customer_number")?,
         party_kind: row.try_get("party_kind")?,
         golden: golden.as_object().cloned().unwrap_or_default(),
@@ -713,19 +716,27 @@ fn row_to_customer(row: &sqlx::postgres::PgRow, sources: Vec<(String, String)>) 
 }
 
 async fn load_party(pool: &PgPool, party_id: i64) -> Result<StoredCustomer> {
+    load_party_from(pool, "party_id = $1::text::bigint", &party_id.to_string())
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("party {party_id}")))
+}
+
+/// The surviving party of the party found by `start` (a condition on `party` with one
+/// text parameter), following merges.
+async fn load_party_from(pool: &PgPool, start: &'static str, arg: &str) -> Result<Option<StoredCustomer>> {
     // Follow merges to the surviving party.
-    let row = sqlx::query(
+    let sql = format!(
         "WITH RECURSIVE chain(party_id, merged_into, depth) AS (
-             SELECT party_id, merged_into, 0 FROM party WHERE party_id = $1
+             SELECT party_id, merged_into, 0 FROM party WHERE {start}
              UNION ALL
              SELECT p.party_id, p.merged_into, c.depth + 1 FROM party p JOIN chain c ON p.party_id = c.merged_into
              WHERE c.depth < 64)
          SELECT p.* FROM party p JOIN chain c ON p.party_id = c.party_id
-         WHERE c.merged_into IS NULL",
-    )
-    .bind(party_id)
-    .fetch_one(pool)
-    .await?;
+         WHERE c.merged_into IS NULL"
+    );
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(arg).fetch_optional(pool).await? else {
+        return Ok(None);
+    };
     let survivor: i64 = row.try_get("party_id")?;
     let sources = sqlx::query_as::<_, (String, String)>(
         "SELECT source_system, source_customer_id FROM source_record WHERE party_id = $1 ORDER BY source_system, source_customer_id",
@@ -733,17 +744,14 @@ async fn load_party(pool: &PgPool, party_id: i64) -> Result<StoredCustomer> {
     .bind(survivor)
     .fetch_all(pool)
     .await?;
-    row_to_customer(&row, sources)
+    row_to_customer(&row, sources).map(Some)
 }
 
 /// The golden record by customer number (absorbed numbers resolve to the survivor).
 pub async fn customer_by_number(pool: &PgPool, number: &str) -> Result<StoredCustomer> {
-    let party: Option<i64> = sqlx::query_scalar("SELECT party_id FROM party WHERE customer_number = $1")
-        .bind(number)
-        .fetch_optional(pool)
-        .await?;
-    let party = party.ok_or_else(|| Error::NotFound(format!("customer {number}")))?;
-    load_party(pool, party).await
+    load_party_from(pool, "customer_number = $1", number)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("customer {number}")))
 }
 
 /// The golden record of the customer a source record belongs to.
@@ -1225,13 +1233,17 @@ fn changed_names(before: &Option<Value>, after: &Option<Value>) -> Vec<String> {
 /// newest first, before history id `before` (0: from the newest).
 pub async fn customer_history(pool: &PgPool, number: &str, before: i64, limit: i64) -> Result<Vec<HistoryRow>> {
     let customer = customer_by_number(pool, number).await?;
+    history_of(pool, customer.party_id, before, limit).await
+}
+
+async fn history_of(pool: &PgPool, party_id: i64, before: i64, limit: i64) -> Result<Vec<HistoryRow>> {
     let rows = sqlx::query(
         "SELECT h.history_id, h.change_kind, h.changed_at, h.actor, h.source_system, h.source_customer_id, h.before, h.after
-         FROM party_history h JOIN party p ON p.party_id = h.party_id
-         WHERE p.customer_number = $1 AND ($2 = 0 OR h.history_id < $2)
+         FROM party_history h
+         WHERE h.party_id = $1 AND ($2 = 0 OR h.history_id < $2)
          ORDER BY h.history_id DESC LIMIT $3",
     )
-    .bind(&customer.customer_number)
+    .bind(party_id)
     .bind(before)
     .bind(limit)
     .fetch_all(pool)
@@ -1360,46 +1372,52 @@ pub struct Customer360 {
 /// The 360° view of a customer.
 pub async fn customer_360(pool: &PgPool, number: &str) -> Result<Customer360> {
     let customer = customer_by_number(pool, number).await?;
-    let party: i64 = sqlx::query_scalar("SELECT party_id FROM party WHERE customer_number = $1")
-        .bind(&customer.customer_number)
-        .fetch_one(pool)
-        .await?;
-    let assignment = sqlx::query_as::<_, (Option<String>, Option<String>, Vec<String>, OffsetDateTime)>(
-        "SELECT home_org_id, primary_rm_id, related_rm_ids, updated_at FROM party_assignment WHERE party_id = $1",
-    )
-    .bind(party)
-    .fetch_optional(pool)
-    .await?
-    .map(|(home_org_id, primary_rm_id, related_rm_ids, updated_at)| AssignmentRow {
+    let party = customer.party_id;
+    let assignment = async {
+        Ok::<_, Error>(
+            sqlx::query_as::<_, (Option<String>, Option<String>, Vec<String>, OffsetDateTime)>(
+                "SELECT home_org_id, primary_rm_id, related_rm_ids, updated_at FROM party_assignment WHERE party_id = $1",
+            )
+            .bind(party)
+            .fetch_optional(pool)
+            .await?,
+        )
+    };
+    let open_suspect_pairs = async {
+        Ok::<i64, Error>(
+            sqlx::query_scalar(
+                "WITH mine AS (SELECT identity_digest FROM identity_group WHERE party_id = $1),
+                      pairs AS (
+                          SELECT s.digest_a, s.digest_b FROM mine JOIN suspect_pair s ON s.digest_a = mine.identity_digest
+                          WHERE s.status = 'OPEN'
+                          UNION
+                          SELECT s.digest_a, s.digest_b FROM mine JOIN suspect_pair s ON s.digest_b = mine.identity_digest
+                          WHERE s.status = 'OPEN')
+                 SELECT count(*) FROM pairs
+                 JOIN identity_group ga ON ga.identity_digest = pairs.digest_a
+                 JOIN identity_group gb ON gb.identity_digest = pairs.digest_b
+                 WHERE ga.party_id <> gb.party_id",
+            )
+            .bind(party)
+            .fetch_one(pool)
+            .await?,
+        )
+    };
+    // The parts are independent: read them side by side rather than one after another.
+    let (assignment, open_suspect_pairs, relationships, recent_changes, details, extended) = futures::try_join!(
+        assignment,
+        open_suspect_pairs,
+        relationships(pool, party),
+        history_of(pool, party, 0, 10),
+        details_of(pool, party),
+        extended_of(pool, party),
+    )?;
+    let assignment = assignment.map(|(home_org_id, primary_rm_id, related_rm_ids, updated_at)| AssignmentRow {
         customer_number: customer.customer_number.clone(),
         home_org_id,
         primary_rm_id,
         related_rm_ids,
         updated_at: Some(updated_at),
     });
-    let open_suspect_pairs: i64 = sqlx::query_scalar(
-        "WITH mine AS (SELECT identity_digest FROM identity_group WHERE party_id = $1),
-              pairs AS (
-                  SELECT s.digest_a, s.digest_b FROM mine JOIN suspect_pair s ON s.digest_a = mine.identity_digest
-                  WHERE s.status = 'OPEN'
-                  UNION
-                  SELECT s.digest_a, s.digest_b FROM mine JOIN suspect_pair s ON s.digest_b = mine.identity_digest
-                  WHERE s.status = 'OPEN')
-         SELECT count(*) FROM pairs
-         JOIN identity_group ga ON ga.identity_digest = pairs.digest_a
-         JOIN identity_group gb ON gb.identity_digest = pairs.digest_b
-         WHERE ga.party_id <> gb.party_id",
-    )
-    .bind(party)
-    .fetch_one(pool)
-    .await?;
-    Ok(Customer360 {
-        relationships: relationships(pool, party).await?,
-        recent_changes: customer_history(pool, &customer.customer_number, 0, 10).await?,
-        details: details_of(pool, party).await?,
-        extended: extended_of(pool, party).await?,
-        assignment,
-        open_suspect_pairs,
-        customer,
-    })
+    Ok(Customer360 { relationships, recent_changes, details, extended, assignment, open_suspect_pairs, customer })
 }

@@ -534,19 +534,19 @@ async fn write_records(tx: &mut PgConnection, written: &[(&PreparedRecord, i64)]
               AS u(sys, id, version, party, digest, id_type, blind, attrs, flags, phone, id_index)"
     };
     sqlx::query(sql)
-    .bind(&systems)
-    .bind(&ids)
-    .bind(&versions)
-    .bind(&parties)
-    .bind(&digests)
-    .bind(&types)
-    .bind(&blinds)
-    .bind(&attributes)
-    .bind(&flags)
-    .bind(&phones)
-    .bind(&id_indexes)
-    .execute(&mut *tx)
-    .await?;
+        .bind(&systems)
+        .bind(&ids)
+        .bind(&versions)
+        .bind(&parties)
+        .bind(&digests)
+        .bind(&types)
+        .bind(&blinds)
+        .bind(&attributes)
+        .bind(&flags)
+        .bind(&phones)
+        .bind(&id_indexes)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
