@@ -22,7 +22,10 @@ fn kit_migrator() -> Migrator {
 /// Connection options parsed from the settings' URL.
 pub fn connect_options(settings: &DatabaseSettings) -> Result<PgConnectOptions, PlatformError> {
     let options: PgConnectOptions = settings.url.expose_secret().parse()?;
-    Ok(options.log_statements(tracing::log::LevelFilter::Debug))
+    // JIT compilation pays off for analytic queries that run for seconds; for the
+    // services' short look-ups it only adds tens of milliseconds whenever stale
+    // statistics (right after a bulk load) make a plan look expensive.
+    Ok(options.log_statements(tracing::log::LevelFilter::Debug).options([("jit", "off")]))
 }
 
 /// A pool for the configured database, creating the database first when

@@ -20,6 +20,9 @@ pub enum Error {
     /// A concurrent change won; retry.
     #[error("concurrent change, retry: {0}")]
     Conflict(String),
+    /// A part of this service is shutting down.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -36,6 +39,7 @@ impl ServiceError for Error {
             Error::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
             Error::OutOfScope(_) => ErrorCode::PermissionDenied,
             Error::Conflict(_) => ErrorCode::Aborted,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
             Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
                 ErrorCode::Unavailable
             }

@@ -21,6 +21,9 @@ use crate::error::Error;
 use crate::pii::PiiCipher;
 use crate::store::{self, StoredCustomer};
 
+/// Most single upserts of concurrent calls applied in one transaction.
+const UPSERT_GROUP: usize = 256;
+
 /// Records of an import stream applied per transaction.
 const IMPORT_BATCH: usize = 1000;
 
@@ -34,12 +37,16 @@ pub struct CustomerApi {
     pool: PgPool,
     trust: Arc<TrustTable>,
     pii: Arc<PiiCipher>,
+    /// Single upserts of concurrent calls, applied together (group commit).
+    upserts: store::UpsertQueue,
 }
 
 impl CustomerApi {
     /// A service over the database in `pool` with the configured source trust and PII key.
     pub fn new(pool: PgPool, trust: TrustTable, pii: PiiCipher) -> Self {
-        Self { pool, trust: Arc::new(trust), pii: Arc::new(pii) }
+        let (trust, pii) = (Arc::new(trust), Arc::new(pii));
+        let upserts = store::UpsertQueue::start(pool.clone(), trust.clone(), pii.clone(), UPSERT_GROUP);
+        Self { pool, trust, pii, upserts }
     }
 
     /// Decrypts a stored ID or phone number for display: in full for callers with
@@ -676,7 +683,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         let viewer = viewer(&request)?;
         let validated = validate_record(request.into_inner().record, today()).map_err(Error::Invalid)?;
         let result =
-            store::upsert_source_record(&self.pool, &self.trust, &self.pii, &validated, viewer.actor()).await?;
+            self.upserts.upsert(store::PreparedRecord::new(&self.pii, validated.clone()), viewer.actor()).await?;
         if result.outcome != pb::UpsertOutcome::Unchanged {
             self.audit(&[upsert_audit(&viewer, &validated, &result)]).await?;
         }

@@ -17,9 +17,11 @@ use crate::pii::PiiCipher;
 mod access;
 pub mod bulk;
 mod details;
+mod queue;
 pub use access::*;
 pub use bulk::{PreparedRecord, upsert_prepared_in};
 pub use details::*;
+pub use queue::UpsertQueue;
 
 /// Source of this service's events.
 pub const EVENT_SOURCE: &str = "crm/customer-profile";
@@ -403,15 +405,18 @@ pub async fn upsert_batch(
             Err(e) => Err(e),
         };
         match outcome {
-            Err(Error::Database(sqlx::Error::Database(d)))
-                if attempt < 4 && matches!(d.code().as_deref(), Some("40P01") | Some("40001")) =>
-            {
+            Err(e) if attempt < 4 && retryable(&e) => {
                 tracing::debug!(attempt, "bulk upsert deadlocked; retrying");
                 continue;
             }
             other => return other,
         }
     }
+}
+
+/// A deadlock or serialization failure: the transaction may succeed when run again.
+pub(crate) fn retryable(e: &Error) -> bool {
+    matches!(e, Error::Database(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40P01") | Some("40001")))
 }
 
 /// [`upsert_source_record`] inside the caller's transaction (bulk loads batch many).
@@ -1386,17 +1391,17 @@ pub async fn customer_360(pool: &PgPool, number: &str) -> Result<Customer360> {
     let open_suspect_pairs = async {
         Ok::<i64, Error>(
             sqlx::query_scalar(
-                "WITH mine AS (SELECT identity_digest FROM identity_group WHERE party_id = $1),
-                      pairs AS (
-                          SELECT s.digest_a, s.digest_b FROM mine JOIN suspect_pair s ON s.digest_a = mine.identity_digest
-                          WHERE s.status = 'OPEN'
-                          UNION
-                          SELECT s.digest_a, s.digest_b FROM mine JOIN suspect_pair s ON s.digest_b = mine.identity_digest
-                          WHERE s.status = 'OPEN')
-                 SELECT count(*) FROM pairs
-                 JOIN identity_group ga ON ga.identity_digest = pairs.digest_a
-                 JOIN identity_group gb ON gb.identity_digest = pairs.digest_b
-                 WHERE ga.party_id <> gb.party_id",
+                // Index look-ups from the party's own identities only, whatever the
+                // statistics say (OFFSET 0 keeps the status test out of the scans, where
+                // the planner would rather combine it with the index of all open pairs).
+                "SELECT count(*) FROM identity_group mine
+                 CROSS JOIN LATERAL (
+                     SELECT s.digest_a AS other, s.status FROM suspect_pair s WHERE s.digest_b = mine.identity_digest
+                     UNION ALL
+                     SELECT s.digest_b, s.status FROM suspect_pair s WHERE s.digest_a = mine.identity_digest
+                     OFFSET 0) pair
+                 WHERE mine.party_id = $1 AND pair.status = 'OPEN'
+                   AND (SELECT g.party_id FROM identity_group g WHERE g.identity_digest = pair.other) <> $1",
             )
             .bind(party)
             .fetch_one(pool)

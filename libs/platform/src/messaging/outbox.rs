@@ -58,12 +58,27 @@ pub struct OutboxEvent {
     pub subject: String,
     /// Encoded payload.
     pub payload: Vec<u8>,
+    /// W3C trace context the event continues: the current one when the event was made,
+    /// unless set with [`OutboxEvent::in_trace`].
+    pub trace: (Option<String>, Option<String>),
 }
 
 impl OutboxEvent {
-    /// `message` about `subject`.
+    /// `message` about `subject`, in the current trace.
     pub fn new<M: prost::Name>(subject: &str, message: &M) -> Self {
-        Self { event_type: M::full_name(), subject: subject.to_string(), payload: message.encode_to_vec() }
+        Self {
+            event_type: M::full_name(),
+            subject: subject.to_string(),
+            payload: message.encode_to_vec(),
+            trace: crate::telemetry::current_trace_context(),
+        }
+    }
+
+    /// The event continues `trace` (`traceparent`, `tracestate`), e.g. the trace of
+    /// the call whose record a batch writer applies on its behalf.
+    pub fn in_trace(mut self, trace: (Option<String>, Option<String>)) -> Self {
+        self.trace = trace;
+        self
     }
 }
 
@@ -82,15 +97,16 @@ pub async fn enqueue_many(
     let ids: Vec<Uuid> = events.iter().map(|_| Uuid::now_v7()).collect();
     let caller = crate::auth::current_caller();
     let actor = actor.or_else(|| caller.as_deref().map(|c| c.subject()));
-    let (traceparent, tracestate) = crate::telemetry::current_trace_context();
+    let traceparent: Vec<Option<&str>> = events.iter().map(|e| e.trace.0.as_deref()).collect();
+    let tracestate: Vec<Option<&str>> = events.iter().map(|e| e.trace.1.as_deref()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
     let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
     sqlx::query(
         "INSERT INTO crm_kit.outbox (event_id, event_type, source, subject, payload, traceparent, tracestate, actor)
-         SELECT e.id, e.event_type, $4, e.subject, e.payload, $5, $6, $7
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $8::bytea[]) WITH ORDINALITY
-              AS e(id, event_type, subject, payload, n)
+         SELECT e.id, e.event_type, $4, e.subject, e.payload, e.traceparent, e.tracestate, $7
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $8::bytea[], $5::text[], $6::text[]) WITH ORDINALITY
+              AS e(id, event_type, subject, payload, traceparent, tracestate, n)
          ORDER BY e.n",
     )
     .bind(&ids)

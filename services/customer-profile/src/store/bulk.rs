@@ -56,6 +56,9 @@ pub struct PreparedRecord {
     attributes: Value,
     phone_index: Option<String>,
     id_index: String,
+    /// Trace of the call that brought the record: its events continue it even when
+    /// another task writes them.
+    trace: (Option<String>, Option<String>),
 }
 
 impl PreparedRecord {
@@ -75,6 +78,7 @@ impl PreparedRecord {
             attributes: attributes_json(pii, &v),
             phone_index: r.mobile_phone.as_ref().map(|p| pii.blind_index(PHONE_INDEX, p)),
             id_index: pii.blind_index(ID_INDEX, &search_form(r.id_type, &r.id_number)),
+            trace: crm_platform::telemetry::current_trace_context(),
             validated: v,
         }
     }
@@ -363,27 +367,33 @@ async fn apply_run(
         let after = Value::Object(survived.golden);
         if party.founded && party.records.len() == 1 {
             history.push(party.party_id, "CREATED", src, None, Some(&after));
-            events.push(OutboxEvent::new(
-                &party.customer_number,
-                &pb::CustomerCreated {
-                    customer_number: party.customer_number.clone(),
-                    party_kind: match v.party_kind {
-                        PartyKind::Corporate => pb::PartyKind::Corporate,
-                        PartyKind::Personal => pb::PartyKind::Personal,
-                    } as i32,
-                    source: Some(source),
-                },
-            ));
+            events.push(
+                OutboxEvent::new(
+                    &party.customer_number,
+                    &pb::CustomerCreated {
+                        customer_number: party.customer_number.clone(),
+                        party_kind: match v.party_kind {
+                            PartyKind::Corporate => pb::PartyKind::Corporate,
+                            PartyKind::Personal => pb::PartyKind::Personal,
+                        } as i32,
+                        source: Some(source),
+                    },
+                )
+                .in_trace(r.trace.clone()),
+            );
         } else if !changed.is_empty() {
             history.push(party.party_id, "UPDATED", src, Some(&party.golden), Some(&after));
-            events.push(OutboxEvent::new(
-                &party.customer_number,
-                &pb::CustomerUpdated {
-                    customer_number: party.customer_number.clone(),
-                    changed_attributes: changed,
-                    source: Some(source),
-                },
-            ));
+            events.push(
+                OutboxEvent::new(
+                    &party.customer_number,
+                    &pb::CustomerUpdated {
+                        customer_number: party.customer_number.clone(),
+                        changed_attributes: changed,
+                        source: Some(source),
+                    },
+                )
+                .in_trace(r.trace.clone()),
+            );
         }
         party.golden = after;
         party.lineage = Value::Object(survived.lineage);

@@ -178,3 +178,40 @@ async fn id_and_phone_numbers_are_never_stored_in_clear() {
     assert_eq!((c.id_number.as_str(), c.mobile_phone.as_str()), ("110105********002X", "138****1111"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn concurrent_upserts_of_one_person_from_many_calls_end_in_one_customer() {
+    let mut app = spawn_app().await;
+    let calls: Vec<_> = (0..40)
+        .map(|i| {
+            let mut client = app.client.clone();
+            let mut record = person(["CORE", "CARDS", "LOANS"][i % 3], &format!("P-{i}"), ID18, "张伟");
+            record.email = format!("p{i}@example.com");
+            tokio::spawn(async move {
+                client.upsert_source_record(pb::UpsertSourceRecordRequest { record: Some(record) }).await
+            })
+        })
+        .collect();
+    let mut numbers = std::collections::BTreeSet::new();
+    for call in calls {
+        let r = call.await.unwrap().unwrap().into_inner();
+        assert_eq!(r.outcome, pb::UpsertOutcome::Created as i32);
+        numbers.insert(r.customer_number);
+    }
+    assert_eq!(numbers.len(), 1, "{numbers:?}");
+    let number = numbers.into_iter().next().unwrap();
+    let sources: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM source_record s JOIN party p USING (party_id) WHERE p.customer_number = $1",
+    )
+    .bind(&number)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(sources, 40);
+    // One creation, then an update whenever a record changed the golden record.
+    let events = app.events.take(1).await;
+    let created: Vec<pb::CustomerCreated> = Events::of(&events);
+    assert_eq!(created.len(), 1);
+    assert_eq!(created[0].customer_number, number);
+    app.stop().await;
+}
