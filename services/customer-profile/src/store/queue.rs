@@ -20,10 +20,13 @@ use crate::domain::TrustTable;
 use crate::error::{Error, Result};
 use crate::pii::PiiCipher;
 
+/// Where a call waits for its record's result.
+type Reply = oneshot::Sender<Result<UpsertResult>>;
+
 struct Job {
     record: PreparedRecord,
     actor: Option<String>,
-    reply: oneshot::Sender<Result<UpsertResult>>,
+    reply: Reply,
 }
 
 /// The handle calls queue their records on; cheap to clone.
@@ -62,7 +65,7 @@ impl UpsertQueue {
 }
 
 async fn apply(pool: &sqlx::PgPool, trust: &TrustTable, pii: &PiiCipher, jobs: Vec<Job>) {
-    let (records, callers): (Vec<PreparedRecord>, Vec<(Option<String>, oneshot::Sender<Result<UpsertResult>>)>) =
+    let (records, callers): (Vec<PreparedRecord>, Vec<(Option<String>, Reply)>) =
         jobs.into_iter().map(|j| (j.record, (j.actor, j.reply))).unzip();
     let actors: Vec<Option<&str>> = callers.iter().map(|(a, _)| a.as_deref()).collect();
     match apply_together(pool, trust, pii, &records, &actors).await {
