@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`auth`]: token verification, the authorization layer, the current caller.
+//! - [`batch`]: group commit of writes from concurrent calls.
 //! - [`cli`]: the shared command line (`serve`, `migrate`, `healthcheck`).
 //! - [`config`]: layered settings (defaults → file → `CRM_<SERVICE>__…` environment).
 //! - [`telemetry`]: logs, OTLP traces, W3C trace context over gRPC and AMQP.
@@ -20,6 +21,7 @@
 //! - `testing` (feature `testing`): fresh databases and exchanges for integration tests.
 
 pub mod auth;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod db;

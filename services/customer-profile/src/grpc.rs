@@ -21,9 +21,6 @@ use crate::error::Error;
 use crate::pii::PiiCipher;
 use crate::store::{self, StoredCustomer};
 
-/// Most single upserts of concurrent calls applied in one transaction.
-const UPSERT_GROUP: usize = 256;
-
 /// Records of an import stream applied per transaction.
 const IMPORT_BATCH: usize = 1000;
 
@@ -39,14 +36,17 @@ pub struct CustomerApi {
     pii: Arc<PiiCipher>,
     /// Single upserts of concurrent calls, applied together (group commit).
     upserts: store::UpsertQueue,
+    /// Audit entries of concurrent calls, written together.
+    audits: store::AuditQueue,
 }
 
 impl CustomerApi {
     /// A service over the database in `pool` with the configured source trust and PII key.
     pub fn new(pool: PgPool, trust: TrustTable, pii: PiiCipher) -> Self {
         let (trust, pii) = (Arc::new(trust), Arc::new(pii));
-        let upserts = store::UpsertQueue::start(pool.clone(), trust.clone(), pii.clone(), UPSERT_GROUP);
-        Self { pool, trust, pii, upserts }
+        let upserts = store::UpsertQueue::start(pool.clone(), trust.clone(), pii.clone());
+        let audits = store::AuditQueue::start(pool.clone());
+        Self { pool, trust, pii, upserts, audits }
     }
 
     /// Decrypts a stored ID or phone number for display: in full for callers with
@@ -344,7 +344,7 @@ impl CustomerApi {
 
     /// Writes audit entries; a read or change that cannot be audited fails.
     async fn audit(&self, entries: &[store::AuditEntry]) -> Result<(), Error> {
-        store::audit(&self.pool, entries).await
+        self.audits.write(entries.to_vec()).await
     }
 }
 
@@ -479,8 +479,10 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             v.add("customer_number", "is required");
             return Err(Error::Invalid(v).into());
         }
-        let view = store::customer_360(&self.pool, r.customer_number.trim()).await?;
-        self.ensure_visible(&viewer, &view.customer.customer_number).await?;
+        let view = store::customer_360(&self.pool, r.customer_number.trim(), &viewer.visibility).await?;
+        if !view.visible {
+            return Err(Error::OutOfScope(format!("customer {}", view.customer.customer_number)).into());
+        }
         // Audited before anything is returned: no full view leaves without its record.
         self.audit(&[viewer.audit(
             "customer.view_360",

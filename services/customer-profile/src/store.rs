@@ -21,7 +21,7 @@ mod queue;
 pub use access::*;
 pub use bulk::{PreparedRecord, upsert_prepared_in};
 pub use details::*;
-pub use queue::UpsertQueue;
+pub use queue::{AuditQueue, UpsertQueue};
 
 /// Source of this service's events.
 pub const EVENT_SOURCE: &str = "crm/customer-profile";
@@ -1358,6 +1358,8 @@ pub async fn relationships(pool: &PgPool, party_id: i64) -> Result<Vec<Relations
 /// Everything the 360° view shows, read in one go.
 #[derive(Debug, Clone)]
 pub struct Customer360 {
+    /// Whether the customer lies inside the caller's data scope.
+    pub visible: bool,
     /// Golden record, lineage, sources.
     pub customer: StoredCustomer,
     /// Assignment, if any.
@@ -1374,55 +1376,155 @@ pub struct Customer360 {
     pub extended: BTreeMap<String, String>,
 }
 
-/// The 360° view of a customer.
-pub async fn customer_360(pool: &PgPool, number: &str) -> Result<Customer360> {
-    let customer = customer_by_number(pool, number).await?;
-    let party = customer.party_id;
-    let assignment = async {
-        Ok::<_, Error>(
-            sqlx::query_as::<_, (Option<String>, Option<String>, Vec<String>, OffsetDateTime)>(
-                "SELECT home_org_id, primary_rm_id, related_rm_ids, updated_at FROM party_assignment WHERE party_id = $1",
-            )
-            .bind(party)
-            .fetch_optional(pool)
-            .await?,
-        )
-    };
-    let open_suspect_pairs = async {
-        Ok::<i64, Error>(
-            sqlx::query_scalar(
-                // Index look-ups from the party's own identities only, whatever the
-                // statistics say (OFFSET 0 keeps the status test out of the scans, where
-                // the planner would rather combine it with the index of all open pairs).
-                "SELECT count(*) FROM identity_group mine
+/// The 360° view of a customer (absorbed numbers resolve to the survivor), with
+/// whether it lies inside `visibility`: one statement, one round trip, since the view
+/// is the platform's most frequent read.
+pub async fn customer_360(pool: &PgPool, number: &str, visibility: &Visibility) -> Result<Customer360> {
+    let (scope, arg) = visibility.sql_args();
+    let row = sqlx::query(
+        "WITH RECURSIVE chain(party_id, merged_into, depth) AS (
+             SELECT party_id, merged_into, 0 FROM party WHERE customer_number = $1
+             UNION ALL
+             SELECT p.party_id, p.merged_into, c.depth + 1 FROM party p JOIN chain c ON p.party_id = c.merged_into
+             WHERE c.depth < 64),
+         me AS (SELECT p.* FROM party p JOIN chain c ON p.party_id = c.party_id WHERE c.merged_into IS NULL)
+         SELECT me.party_id, me.customer_number, me.party_kind, me.golden, me.lineage, me.quality_flags,
+                me.created_at, me.updated_at,
+                party_visible(me.party_id, $2, $3) AS visible,
+                ARRAY(SELECT s.source_system FROM source_record s WHERE s.party_id = me.party_id
+                      ORDER BY s.source_system, s.source_customer_id) AS source_systems,
+                ARRAY(SELECT s.source_customer_id FROM source_record s WHERE s.party_id = me.party_id
+                      ORDER BY s.source_system, s.source_customer_id) AS source_ids,
+                a.party_id IS NOT NULL AS assigned, a.home_org_id, a.primary_rm_id,
+                COALESCE(a.related_rm_ids, '{}') AS related_rm_ids, a.updated_at AS assigned_at,
+                -- Open suspect pairs, by index look-ups from the party's own identities
+                -- whatever the statistics say (OFFSET 0 keeps the status test out of the
+                -- scans, where the planner would combine it with the index of all open pairs).
+                (SELECT count(*) FROM identity_group mine
                  CROSS JOIN LATERAL (
                      SELECT s.digest_a AS other, s.status FROM suspect_pair s WHERE s.digest_b = mine.identity_digest
                      UNION ALL
                      SELECT s.digest_b, s.status FROM suspect_pair s WHERE s.digest_a = mine.identity_digest
                      OFFSET 0) pair
-                 WHERE mine.party_id = $1 AND pair.status = 'OPEN'
-                   AND (SELECT g.party_id FROM identity_group g WHERE g.identity_digest = pair.other) <> $1",
-            )
-            .bind(party)
-            .fetch_one(pool)
-            .await?,
-        )
+                 WHERE mine.party_id = me.party_id AND pair.status = 'OPEN'
+                   AND (SELECT g.party_id FROM identity_group g WHERE g.identity_digest = pair.other) <> me.party_id
+                ) AS open_suspect_pairs,
+                (SELECT COALESCE(jsonb_agg(r ORDER BY r.kind, r.customer_number, r.role), '[]') FROM (
+                     SELECT r.kind, r.role, false AS inverse, o.customer_number, COALESCE(o.golden->>'name', '') AS name
+                     FROM party_relationship r JOIN party o ON o.party_id = r.related_party_id WHERE r.party_id = me.party_id
+                     UNION ALL
+                     SELECT r.kind, r.role, true, o.customer_number, COALESCE(o.golden->>'name', '')
+                     FROM party_relationship r JOIN party o ON o.party_id = r.party_id WHERE r.related_party_id = me.party_id
+                 ) r) AS relationships,
+                (SELECT COALESCE(jsonb_agg(h ORDER BY h.history_id DESC), '[]') FROM (
+                     SELECT h.history_id, h.change_kind, (extract(epoch FROM h.changed_at) * 1000000)::bigint AS at_us,
+                            h.actor, h.source_system, h.source_customer_id, h.before, h.after
+                     FROM party_history h WHERE h.party_id = me.party_id ORDER BY h.history_id DESC LIMIT 10
+                 ) h) AS history,
+                (SELECT COALESCE(jsonb_agg(jsonb_build_array(d.detail_id, encode(d.payload, 'base64'),
+                                                             (extract(epoch FROM d.updated_at) * 1000000)::bigint)
+                                           ORDER BY d.kind, d.detail_id), '[]')
+                 FROM party_detail d WHERE d.party_id = me.party_id) AS details,
+                (SELECT COALESCE(jsonb_object_agg(e.key, e.value), '{}')
+                 FROM party_extended_attribute e WHERE e.party_id = me.party_id) AS extended
+         FROM me LEFT JOIN party_assignment a ON a.party_id = me.party_id",
+    )
+    .bind(number)
+    .bind(scope)
+    .bind(arg)
+    .fetch_optional(pool)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("customer {number}")))?;
+    view_from_row(&row)
+}
+
+fn at_micros(us: i64) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
+        .map_err(|e| Error::Corrupt(format!("timestamp {us}: {e}")))
+}
+
+fn view_from_row(row: &sqlx::postgres::PgRow) -> Result<Customer360> {
+    let corrupt = |what: &str| Error::Corrupt(format!("360 view: {what}"));
+    let systems: Vec<String> = row.try_get("source_systems")?;
+    let ids: Vec<String> = row.try_get("source_ids")?;
+    let customer = row_to_customer(row, systems.into_iter().zip(ids).collect())?;
+    let assignment = if row.try_get("assigned")? {
+        let at: Option<OffsetDateTime> = row.try_get("assigned_at")?;
+        Some(AssignmentRow {
+            customer_number: customer.customer_number.clone(),
+            home_org_id: row.try_get("home_org_id")?,
+            primary_rm_id: row.try_get("primary_rm_id")?,
+            related_rm_ids: row.try_get("related_rm_ids")?,
+            updated_at: at,
+        })
+    } else {
+        None
     };
-    // The parts are independent: read them side by side rather than one after another.
-    let (assignment, open_suspect_pairs, relationships, recent_changes, details, extended) = futures::try_join!(
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
+    let relationships: Value = row.try_get("relationships")?;
+    let relationships = relationships
+        .as_array()
+        .ok_or_else(|| corrupt("relationships"))?
+        .iter()
+        .map(|r| RelationshipRow {
+            kind: text(r, "kind").unwrap_or_default(),
+            related_customer_number: text(r, "customer_number").unwrap_or_default(),
+            related_name: text(r, "name").unwrap_or_default(),
+            role: text(r, "role").unwrap_or_default(),
+            inverse: r.get("inverse").and_then(Value::as_bool).unwrap_or_default(),
+        })
+        .collect();
+    let history: Value = row.try_get("history")?;
+    let recent_changes = history
+        .as_array()
+        .ok_or_else(|| corrupt("history"))?
+        .iter()
+        .map(|h| {
+            let kind = text(h, "change_kind").unwrap_or_default();
+            let (before, after) =
+                (h.get("before").cloned().filter(|v| !v.is_null()), h.get("after").cloned().filter(|v| !v.is_null()));
+            // Only CREATED/UPDATED carry golden records; the others carry references.
+            let changed = if kind == "CREATED" || kind == "UPDATED" { changed_names(&before, &after) } else { vec![] };
+            Ok(HistoryRow {
+                id: h.get("history_id").and_then(Value::as_i64).ok_or_else(|| corrupt("history id"))?,
+                changed_at: at_micros(h.get("at_us").and_then(Value::as_i64).ok_or_else(|| corrupt("history time"))?)?,
+                actor: text(h, "actor"),
+                source: text(h, "source_system").zip(text(h, "source_customer_id")),
+                changed_attributes: changed,
+                change_kind: kind,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let details: Value = row.try_get("details")?;
+    let details = details
+        .as_array()
+        .ok_or_else(|| corrupt("details"))?
+        .iter()
+        .map(|d| {
+            let id = d.get(0).and_then(Value::as_str).ok_or_else(|| corrupt("detail id"))?;
+            // PostgreSQL's base64 breaks lines every 76 characters.
+            let b64: String = d.get(1).and_then(Value::as_str).unwrap_or_default().split_whitespace().collect();
+            let payload = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64)
+                .map_err(|_| corrupt("detail payload"))?;
+            let at = at_micros(d.get(2).and_then(Value::as_i64).ok_or_else(|| corrupt("detail time"))?)?;
+            Ok((id.to_string(), payload, at))
+        })
+        .collect::<Result<_>>()?;
+    let extended: Value = row.try_get("extended")?;
+    let extended = extended
+        .as_object()
+        .ok_or_else(|| corrupt("extended attributes"))?
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+        .collect();
+    Ok(Customer360 {
+        visible: row.try_get("visible")?,
+        open_suspect_pairs: row.try_get("open_suspect_pairs")?,
+        customer,
         assignment,
-        open_suspect_pairs,
-        relationships(pool, party),
-        history_of(pool, party, 0, 10),
-        details_of(pool, party),
-        extended_of(pool, party),
-    )?;
-    let assignment = assignment.map(|(home_org_id, primary_rm_id, related_rm_ids, updated_at)| AssignmentRow {
-        customer_number: customer.customer_number.clone(),
-        home_org_id,
-        primary_rm_id,
-        related_rm_ids,
-        updated_at: Some(updated_at),
-    });
-    Ok(Customer360 { relationships, recent_changes, details, extended, assignment, open_suspect_pairs, customer })
+        relationships,
+        recent_changes,
+        details,
+        extended,
+    })
 }

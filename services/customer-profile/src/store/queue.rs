@@ -1,97 +1,74 @@
-//! Group commit for single upserts: records from concurrent calls are applied together
-//! through the set-based path, in one transaction.
+//! Group commit for single upserts and audit entries ([`crm_platform::batch`]):
+//! records and entries from concurrent calls are written together, each call still
+//! answered with its own result after its write is durable.
 //!
-//! One upsert alone costs a dozen statements and a commit. At hundreds of calls per
-//! second, most of that is per-call overhead that a batch pays once; so calls queue for
-//! one writer task, which applies whatever has queued while the previous batch was
-//! being written. A lone call still goes at once (a batch of one); under load the
-//! batch grows and the cost per call falls, instead of calls waiting on each other's
-//! locks. Each call gets its own result; each event keeps its caller's trace.
-//!
-//! A batch that fails is retried record by record, so that one bad record fails only
-//! its own call.
+//! Upserts go through the set-based path ([`super::bulk`]); consecutive records of one
+//! caller share one call of it, so history and events name each record's own caller,
+//! and each event keeps its caller's trace. A group that fails is retried item by item,
+//! so that one bad item fails only its own call.
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use crm_platform::batch::GroupCommit;
 
-use super::{PreparedRecord, UpsertResult, retryable, upsert_prepared_in};
+use super::{AuditEntry, PreparedRecord, UpsertResult, audit, retryable, upsert_prepared_in};
 use crate::domain::TrustTable;
 use crate::error::{Error, Result};
 use crate::pii::PiiCipher;
 
-/// Where a call waits for its record's result.
-type Reply = oneshot::Sender<Result<UpsertResult>>;
+/// Most items written in one transaction.
+const MAX_GROUP: usize = 256;
 
-struct Job {
-    record: PreparedRecord,
-    actor: Option<String>,
-    reply: Reply,
+fn stopped(_: crm_platform::batch::WriterStopped) -> Error {
+    Error::Unavailable("the group-commit writer has stopped".into())
 }
 
-/// The handle calls queue their records on; cheap to clone.
+/// Single upserts of concurrent calls, applied together.
 #[derive(Debug, Clone)]
 pub struct UpsertQueue {
-    jobs: mpsc::Sender<Job>,
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Job").field("actor", &self.actor).finish_non_exhaustive()
-    }
+    writer: GroupCommit<(PreparedRecord, Option<String>), Result<UpsertResult>>,
 }
 
 impl UpsertQueue {
-    /// Starts the writer task; it ends when the last handle is dropped, after applying
-    /// what was queued.
-    pub fn start(pool: sqlx::PgPool, trust: Arc<TrustTable>, pii: Arc<PiiCipher>, max_batch: usize) -> Self {
-        let (jobs, mut queued) = mpsc::channel::<Job>(max_batch * 4);
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(max_batch);
-            while queued.recv_many(&mut batch, max_batch).await > 0 {
-                apply(&pool, &trust, &pii, std::mem::take(&mut batch)).await;
-            }
+    /// Starts the writer task.
+    pub fn start(pool: sqlx::PgPool, trust: Arc<TrustTable>, pii: Arc<PiiCipher>) -> Self {
+        let writer = GroupCommit::start(MAX_GROUP, move |jobs: Vec<(PreparedRecord, Option<String>)>| {
+            let (pool, trust, pii) = (pool.clone(), trust.clone(), pii.clone());
+            async move { apply(&pool, &trust, &pii, jobs).await }
         });
-        Self { jobs }
+        Self { writer }
     }
 
-    /// Applies `record` (with the next batch) and returns what it did.
+    /// Applies `record` with the next group and returns what it did.
     pub async fn upsert(&self, record: PreparedRecord, actor: Option<&str>) -> Result<UpsertResult> {
-        let (reply, answer) = oneshot::channel();
-        let job = Job { record, actor: actor.map(str::to_string), reply };
-        self.jobs.send(job).await.map_err(|_| Error::Unavailable("the upsert writer has stopped".into()))?;
-        answer.await.map_err(|_| Error::Unavailable("the upsert writer stopped before answering".into()))?
+        self.writer.submit((record, actor.map(str::to_string))).await.map_err(stopped)?
     }
 }
 
-async fn apply(pool: &sqlx::PgPool, trust: &TrustTable, pii: &PiiCipher, jobs: Vec<Job>) {
-    let (records, callers): (Vec<PreparedRecord>, Vec<(Option<String>, Reply)>) =
-        jobs.into_iter().map(|j| (j.record, (j.actor, j.reply))).unzip();
-    let actors: Vec<Option<&str>> = callers.iter().map(|(a, _)| a.as_deref()).collect();
+async fn apply(
+    pool: &sqlx::PgPool,
+    trust: &TrustTable,
+    pii: &PiiCipher,
+    jobs: Vec<(PreparedRecord, Option<String>)>,
+) -> Vec<Result<UpsertResult>> {
+    let (records, actors): (Vec<PreparedRecord>, Vec<Option<String>>) = jobs.into_iter().unzip();
+    let actors: Vec<Option<&str>> = actors.iter().map(Option::as_deref).collect();
     match apply_together(pool, trust, pii, &records, &actors).await {
-        Ok(results) => {
-            for ((_, reply), result) in callers.into_iter().zip(results) {
-                // A caller that gave up (timeout, cancel) no longer listens.
-                let _ = reply.send(Ok(result));
-            }
-        }
-        Err(e) if records.len() == 1 => {
-            if let Some((_, reply)) = callers.into_iter().next() {
-                let _ = reply.send(Err(e));
-            }
-        }
+        Ok(results) => results.into_iter().map(Ok).collect(),
+        Err(e) if records.len() == 1 => vec![Err(e)],
         Err(e) => {
             tracing::warn!(error = %e, records = records.len(), "grouped upsert failed; applying its records one by one");
-            for (record, (actor, reply)) in records.iter().zip(callers) {
-                let result = apply_together(pool, trust, pii, std::slice::from_ref(record), &[actor.as_deref()]).await;
-                let _ = reply.send(result.map(|mut r| r.remove(0)));
+            let mut results = Vec::with_capacity(records.len());
+            for (record, actor) in records.iter().zip(&actors) {
+                let one = apply_together(pool, trust, pii, std::slice::from_ref(record), &[*actor]).await;
+                results.push(one.map(|mut r| r.remove(0)));
             }
+            results
         }
     }
 }
 
-/// All `records` in one transaction; consecutive records of one caller share a call of
-/// the set-based path (history and events name each record's own caller).
+/// All `records` in one transaction, retried from the start on a deadlock.
 async fn apply_together(
     pool: &sqlx::PgPool,
     trust: &TrustTable,
@@ -126,5 +103,45 @@ async fn apply_together(
             Err(e) if attempt < 4 && retryable(&e) => continue,
             other => return other,
         }
+    }
+}
+
+/// Audit entries of concurrent calls, written together: a 360° view must not answer
+/// before its entry is stored, but a thousand views a second need not pay a thousand
+/// commits.
+#[derive(Debug, Clone)]
+pub struct AuditQueue {
+    writer: GroupCommit<Vec<AuditEntry>, Result<()>>,
+}
+
+impl AuditQueue {
+    /// Starts the writer task.
+    pub fn start(pool: sqlx::PgPool) -> Self {
+        let writer = GroupCommit::start(MAX_GROUP, move |calls: Vec<Vec<AuditEntry>>| {
+            let pool = pool.clone();
+            async move {
+                let all: Vec<AuditEntry> = calls.iter().flatten().cloned().collect();
+                match audit(&pool, &all).await {
+                    Ok(()) => calls.iter().map(|_| Ok(())).collect(),
+                    Err(e) if calls.len() == 1 => vec![Err(e)],
+                    Err(_) => {
+                        let mut results = Vec::with_capacity(calls.len());
+                        for entries in &calls {
+                            results.push(audit(&pool, entries).await);
+                        }
+                        results
+                    }
+                }
+            }
+        });
+        Self { writer }
+    }
+
+    /// Stores `entries` (with the next group).
+    pub async fn write(&self, entries: Vec<AuditEntry>) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.writer.submit(entries).await.map_err(stopped)?
     }
 }
