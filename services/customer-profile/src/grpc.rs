@@ -684,11 +684,18 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
     ) -> Result<Response<pb::UpsertSourceRecordResponse>, Status> {
         let viewer = viewer(&request)?;
         let validated = validate_record(request.into_inner().record, today()).map_err(Error::Invalid)?;
+        // The audit entry commits with the change (customer number and outcome are
+        // filled in by the writer once known).
+        let audit = viewer.audit(
+            "customer.upsert_source_record",
+            None,
+            serde_json::json!({
+                "source_system": validated.record.source_system,
+                "source_customer_id": validated.record.source_customer_id,
+            }),
+        );
         let result =
-            self.upserts.upsert(store::PreparedRecord::new(&self.pii, validated.clone()), viewer.actor()).await?;
-        if result.outcome != pb::UpsertOutcome::Unchanged {
-            self.audit(&[upsert_audit(&viewer, &validated, &result)]).await?;
-        }
+            self.upserts.upsert(store::PreparedRecord::new(&self.pii, validated), viewer.actor(), Some(audit)).await?;
         tracing::info!(customer_number = %result.customer_number, outcome = ?result.outcome, "source record upserted");
         Ok(Response::new(upsert_response(result)))
     }

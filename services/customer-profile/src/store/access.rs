@@ -112,6 +112,15 @@ pub async fn audit(pool: &PgPool, entries: &[AuditEntry]) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
+    let mut conn = pool.acquire().await?;
+    audit_in(&mut conn, entries).await
+}
+
+/// [`audit`] inside the caller's transaction: the entry commits with the change.
+pub async fn audit_in(conn: &mut PgConnection, entries: &[AuditEntry]) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
     let mut actors = Vec::new();
     let mut names = Vec::new();
     let mut actions = Vec::new();
@@ -139,7 +148,7 @@ pub async fn audit(pool: &PgPool, entries: &[AuditEntry]) -> Result<()> {
     .bind(addresses)
     .bind(traces)
     .bind(details)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

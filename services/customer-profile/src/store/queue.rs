@@ -4,14 +4,15 @@
 //!
 //! Upserts go through the set-based path ([`super::bulk`]); consecutive records of one
 //! caller share one call of it, so history and events name each record's own caller,
-//! and each event keeps its caller's trace. A group that fails is retried item by item,
+//! and each event keeps its caller's trace. A record's audit entry commits in the same
+//! transaction as the record. A group that fails is retried item by item,
 //! so that one bad item fails only its own call.
 
 use std::sync::Arc;
 
 use crm_platform::batch::GroupCommit;
 
-use super::{AuditEntry, PreparedRecord, UpsertResult, audit, retryable, upsert_prepared_in};
+use super::{AuditEntry, PreparedRecord, UpsertResult, audit, audit_in, retryable, upsert_prepared_in};
 use crate::domain::TrustTable;
 use crate::error::{Error, Result};
 use crate::pii::PiiCipher;
@@ -23,49 +24,80 @@ fn stopped(_: crm_platform::batch::WriterStopped) -> Error {
     Error::Unavailable("the group-commit writer has stopped".into())
 }
 
+/// A record, its caller, and the audit entry to store with it when it changes
+/// something (customer number and outcome are filled in once known).
+type Job = (PreparedRecord, Option<String>, Option<AuditEntry>);
+
 /// Single upserts of concurrent calls, applied together.
 #[derive(Debug, Clone)]
 pub struct UpsertQueue {
-    writer: GroupCommit<(PreparedRecord, Option<String>), Result<UpsertResult>>,
+    writer: GroupCommit<Job, Result<UpsertResult>>,
 }
 
 impl UpsertQueue {
     /// Starts the writer task.
     pub fn start(pool: sqlx::PgPool, trust: Arc<TrustTable>, pii: Arc<PiiCipher>) -> Self {
-        let writer = GroupCommit::start(MAX_GROUP, move |jobs: Vec<(PreparedRecord, Option<String>)>| {
+        let writer = GroupCommit::start(MAX_GROUP, move |jobs: Vec<Job>| {
             let (pool, trust, pii) = (pool.clone(), trust.clone(), pii.clone());
             async move { apply(&pool, &trust, &pii, jobs).await }
         });
         Self { writer }
     }
 
-    /// Applies `record` with the next group and returns what it did.
-    pub async fn upsert(&self, record: PreparedRecord, actor: Option<&str>) -> Result<UpsertResult> {
-        self.writer.submit((record, actor.map(str::to_string))).await.map_err(stopped)?
+    /// Applies `record` with the next group and returns what it did; `audit`, unless
+    /// the record changed nothing, is stored in the same transaction.
+    pub async fn upsert(
+        &self,
+        record: PreparedRecord,
+        actor: Option<&str>,
+        audit: Option<AuditEntry>,
+    ) -> Result<UpsertResult> {
+        self.writer.submit((record, actor.map(str::to_string), audit)).await.map_err(stopped)?
     }
 }
 
-async fn apply(
-    pool: &sqlx::PgPool,
-    trust: &TrustTable,
-    pii: &PiiCipher,
-    jobs: Vec<(PreparedRecord, Option<String>)>,
-) -> Vec<Result<UpsertResult>> {
-    let (records, actors): (Vec<PreparedRecord>, Vec<Option<String>>) = jobs.into_iter().unzip();
+async fn apply(pool: &sqlx::PgPool, trust: &TrustTable, pii: &PiiCipher, jobs: Vec<Job>) -> Vec<Result<UpsertResult>> {
+    let mut records = Vec::with_capacity(jobs.len());
+    let mut actors = Vec::with_capacity(jobs.len());
+    let mut audits = Vec::with_capacity(jobs.len());
+    for (record, actor, audit) in jobs {
+        records.push(record);
+        actors.push(actor);
+        audits.push(audit);
+    }
     let actors: Vec<Option<&str>> = actors.iter().map(Option::as_deref).collect();
-    match apply_together(pool, trust, pii, &records, &actors).await {
+    match apply_together(pool, trust, pii, &records, &actors, &audits).await {
         Ok(results) => results.into_iter().map(Ok).collect(),
         Err(e) if records.len() == 1 => vec![Err(e)],
         Err(e) => {
             tracing::warn!(error = %e, records = records.len(), "grouped upsert failed; applying its records one by one");
             let mut results = Vec::with_capacity(records.len());
-            for (record, actor) in records.iter().zip(&actors) {
-                let one = apply_together(pool, trust, pii, std::slice::from_ref(record), &[*actor]).await;
+            for i in 0..records.len() {
+                let (record, audit) = (std::slice::from_ref(&records[i]), std::slice::from_ref(&audits[i]));
+                let one = apply_together(pool, trust, pii, record, &actors[i..=i], audit).await;
                 results.push(one.map(|mut r| r.remove(0)));
             }
             results
         }
     }
+}
+
+/// The audit entries of the records that changed something, completed with what the
+/// upsert did.
+fn completed_audits(results: &[UpsertResult], audits: &[Option<AuditEntry>]) -> Vec<AuditEntry> {
+    results
+        .iter()
+        .zip(audits)
+        .filter(|(r, _)| r.outcome != crm_proto::crm::customer::v1::UpsertOutcome::Unchanged)
+        .filter_map(|(r, a)| {
+            let mut entry = a.clone()?;
+            entry.customer_number = Some(r.customer_number.clone());
+            if let Some(details) = entry.details.as_object_mut() {
+                details.insert("outcome".into(), r.outcome.as_str_name().into());
+            }
+            Some(entry)
+        })
+        .collect()
 }
 
 /// All `records` in one transaction, retried from the start on a deadlock.
@@ -75,6 +107,7 @@ async fn apply_together(
     pii: &PiiCipher,
     records: &[PreparedRecord],
     actors: &[Option<&str>],
+    audits: &[Option<AuditEntry>],
 ) -> Result<Vec<UpsertResult>> {
     let mut attempt = 0;
     loop {
@@ -94,6 +127,11 @@ async fn apply_together(
                 }
             }
             start = end;
+        }
+        if failed.is_none()
+            && let Err(e) = audit_in(&mut tx, &completed_audits(&results, audits)).await
+        {
+            failed = Some(e);
         }
         let outcome = match failed {
             None => tx.commit().await.map_err(Error::from).map(|()| results),
