@@ -686,14 +686,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         let validated = validate_record(request.into_inner().record, today()).map_err(Error::Invalid)?;
         // The audit entry commits with the change (customer number and outcome are
         // filled in by the writer once known).
-        let audit = viewer.audit(
-            "customer.upsert_source_record",
-            None,
-            serde_json::json!({
-                "source_system": validated.record.source_system,
-                "source_customer_id": validated.record.source_customer_id,
-            }),
-        );
+        let audit = upsert_audit(&viewer, &validated);
         let result =
             self.upserts.upsert(store::PreparedRecord::new(&self.pii, validated), viewer.actor(), Some(audit)).await?;
         tracing::info!(customer_number = %result.customer_number, outcome = ?result.outcome, "source record upserted");
@@ -748,14 +741,9 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             }
             if pending.len() >= IMPORT_BATCH || (ended && !pending.is_empty()) {
                 let records: Vec<store::PreparedRecord> = pending.drain(..).map(|(_, _, p)| p).collect();
-                let results = store::upsert_batch(&self.pool, &self.trust, &self.pii, &records, viewer.actor()).await?;
-                let entries: Vec<_> = records
-                    .iter()
-                    .zip(&results)
-                    .filter(|(_, r)| r.outcome != pb::UpsertOutcome::Unchanged)
-                    .map(|(record, r)| upsert_audit(&viewer, &record.validated, r))
-                    .collect();
-                self.audit(&entries).await?;
+                let audits: Vec<_> = records.iter().map(|r| Some(upsert_audit(&viewer, &r.validated))).collect();
+                let results =
+                    store::upsert_batch(&self.pool, &self.trust, &self.pii, &records, viewer.actor(), &audits).await?;
                 for ((i, key), r) in keys.drain(..).zip(results) {
                     response.accepted_count += 1;
                     outcomes[i as usize] = Some(pb::ImportOutcome {
@@ -1022,15 +1010,15 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
     }
 }
 
-/// The audit entry of an accepted source record.
-fn upsert_audit(viewer: &Viewer, record: &ValidatedRecord, result: &store::UpsertResult) -> store::AuditEntry {
+/// The audit entry of an accepted source record; the writer fills in the customer
+/// number and the outcome, and stores it in the record's transaction.
+fn upsert_audit(viewer: &Viewer, record: &ValidatedRecord) -> store::AuditEntry {
     viewer.audit(
         "customer.upsert_source_record",
-        Some(&result.customer_number),
+        None,
         serde_json::json!({
             "source_system": record.record.source_system,
             "source_customer_id": record.record.source_customer_id,
-            "outcome": result.outcome.as_str_name(),
         }),
     )
 }

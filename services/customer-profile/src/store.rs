@@ -1,6 +1,12 @@
 //! All SQL of customer-profile. Every change runs in one transaction together with
-//! its outbox events, under advisory locks on the identity (ID type + match key) it
-//! touches, so that concurrent upserts of one real customer are applied one at a time.
+//! its outbox events (and audit entries), so that concurrent changes of one real
+//! customer are applied one at a time:
+//! - source records arrive through the set-based path ([`bulk`]), as bulk batches or
+//!   as groups of concurrent single upserts ([`UpsertQueue`]), which hold the ECIF
+//!   advisory lock exclusively;
+//! - the one-by-one path ([`upsert_in`], for records whose identity changed) and
+//!   steward decisions hold it shared, plus advisory locks on the identities (ID type +
+//!   match key) they touch.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -371,47 +377,19 @@ fn source_key(v: &ValidatedRecord) -> pb::SourceKey {
     }
 }
 
-/// Creates or updates one source record, identifies its party, re-runs survivorship
-/// and writes the resulting events, all in one transaction.
-pub async fn upsert_source_record(
-    pool: &PgPool,
-    trust: &TrustTable,
-    pii: &PiiCipher,
-    v: &ValidatedRecord,
-    actor: Option<&str>,
-) -> Result<UpsertResult> {
-    let mut tx = pool.begin().await?;
-    let result = upsert_in(&mut tx, trust, pii, v, actor).await?;
-    tx.commit().await?;
-    Ok(result)
-}
-
 /// Upserts many records in one transaction through the set-based path ([`bulk`]): one
-/// commit and a dozen statements for the lot. A deadlock or serialization failure
-/// (possible only against other writers' row locks) is retried from the start.
+/// commit and a dozen statements for the lot, with the audit entries (one per record,
+/// or none) of the records that changed something. A deadlock or serialization
+/// failure (possible only against other writers' row locks) is retried from the start.
 pub async fn upsert_batch(
     pool: &PgPool,
     trust: &TrustTable,
     pii: &PiiCipher,
     records: &[PreparedRecord],
     actor: Option<&str>,
+    audits: &[Option<AuditEntry>],
 ) -> Result<Vec<UpsertResult>> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut tx = pool.begin().await?;
-        let outcome = match upsert_prepared_in(&mut tx, trust, pii, records, actor).await {
-            Ok(results) => tx.commit().await.map_err(Error::from).map(|()| results),
-            Err(e) => Err(e),
-        };
-        match outcome {
-            Err(e) if attempt < 4 && retryable(&e) => {
-                tracing::debug!(attempt, "bulk upsert deadlocked; retrying");
-                continue;
-            }
-            other => return other,
-        }
-    }
+    queue::apply_together(pool, trust, pii, records, &vec![actor; records.len()], audits).await
 }
 
 /// A deadlock or serialization failure: the transaction may succeed when run again.
@@ -419,7 +397,10 @@ pub(crate) fn retryable(e: &Error) -> bool {
     matches!(e, Error::Database(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40P01") | Some("40001")))
 }
 
-/// [`upsert_source_record`] inside the caller's transaction (bulk loads batch many).
+/// Creates or updates one source record inside the caller's transaction: identifies
+/// its party (merging or splitting parties when its identity changed), re-runs
+/// survivorship and writes the resulting history and events. The set-based path
+/// hands it the records whose identity changed.
 pub async fn upsert_in(
     tx: &mut PgConnection,
     trust: &TrustTable,

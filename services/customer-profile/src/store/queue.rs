@@ -100,8 +100,9 @@ fn completed_audits(results: &[UpsertResult], audits: &[Option<AuditEntry>]) -> 
         .collect()
 }
 
-/// All `records` in one transaction, retried from the start on a deadlock.
-async fn apply_together(
+/// All `records` in one transaction with their audit entries (`audits`: one per
+/// record, or none), retried from the start on a deadlock.
+pub(super) async fn apply_together(
     pool: &sqlx::PgPool,
     trust: &TrustTable,
     pii: &PiiCipher,

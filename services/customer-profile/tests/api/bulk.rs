@@ -178,7 +178,7 @@ async fn a_bulk_batch_leaves_exactly_what_applying_its_records_one_by_one_leaves
     for batch in records.chunks(97) {
         expected.extend(one_by_one(&reference, &pii, batch).await);
         let prepared: Vec<PreparedRecord> = batch.iter().map(|v| PreparedRecord::new(&pii, v.clone())).collect();
-        got.extend(store::upsert_batch(&bulk, &trust(), &pii, &prepared, Some("loader")).await.unwrap());
+        got.extend(store::upsert_batch(&bulk, &trust(), &pii, &prepared, Some("loader"), &[]).await.unwrap());
     }
     assert_eq!(got, expected);
 
@@ -202,9 +202,9 @@ async fn a_bulk_batch_that_repeats_a_replay_changes_nothing() {
     let pool = fresh_pool().await;
     let prepared: Vec<PreparedRecord> =
         validated(&sample::generate(3, 300)).into_iter().map(|v| PreparedRecord::new(&pii, v)).collect();
-    let first = store::upsert_batch(&pool, &trust(), &pii, &prepared, None).await.unwrap();
+    let first = store::upsert_batch(&pool, &trust(), &pii, &prepared, None, &[]).await.unwrap();
     let before = snapshot(&pool).await;
-    let again = store::upsert_batch(&pool, &trust(), &pii, &prepared, None).await.unwrap();
+    let again = store::upsert_batch(&pool, &trust(), &pii, &prepared, None, &[]).await.unwrap();
     assert!(again.iter().all(|r| r.outcome == pb::UpsertOutcome::Unchanged));
     let numbers = |rs: &[UpsertResult]| rs.iter().map(|r| r.customer_number.clone()).collect::<Vec<_>>();
     assert_eq!(numbers(&again), numbers(&first));
