@@ -51,10 +51,12 @@ async fn copy_rate(records: &[pb::SourceRecord]) -> f64 {
     records.len() as f64 / start.elapsed().as_secs_f64()
 }
 
+type Client = pb::customer_service_client::CustomerServiceClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>,
+>;
+
 struct Running {
-    client: pb::customer_service_client::CustomerServiceClient<
-        tonic::service::interceptor::InterceptedService<tonic::transport::Channel, BearerToken>,
-    >,
+    client: Client,
     pool: sqlx::PgPool,
     stop: tokio::sync::oneshot::Sender<()>,
     handle: tokio::task::JoinHandle<Result<(), crm_platform::PlatformError>>,
@@ -170,6 +172,78 @@ where
     )
 }
 
+/// The offered-load phases: single upserts at 500/s, then 360° views at 1,000/s
+/// (p50, p99, failed for each). `round` keeps a second run's calls distinct.
+async fn offered_load(
+    client: &Client,
+    pool: &sqlx::PgPool,
+    records: &[pb::SourceRecord],
+    n: usize,
+    round: u64,
+    on: impl Fn(&str) -> bool,
+) -> [(f64, f64, u64); 2] {
+    let (u50, u99, ufail) = if on("upsert") {
+        // Day-time traffic: half new customers from a channel (source keys never
+        // seen), half edits of loaded records (a newer version with a new phone
+        // and e-mail, same identity). Identity-changing edits are rare in real
+        // traffic and take the one-by-one path; the identification tests cover them.
+        let fresh: Vec<pb::SourceRecord> = sample::generate(7_000_000 + n as u64 + round * 10_000, 5000)
+            .into_iter()
+            .map(|mut r| {
+                if let Some(k) = r.key.as_mut() {
+                    k.source_customer_id = format!("LIVE{round}-{}", k.source_customer_id);
+                }
+                r
+            })
+            .collect();
+        latency(rate("CRM_BENCH_UPSERT_RATE", 500), 10, |i| {
+            let mut c = client.clone();
+            let r = if i % 2 == 0 {
+                fresh[(i as usize / 2) % fresh.len()].clone()
+            } else {
+                let mut r = records[(i as usize * 7919) % records.len()].clone();
+                r.source_version += 1 + i as i64 + round as i64 * 1_000_000;
+                r.mobile_phone = format!("139{:08}", i);
+                r.email = format!("edit{i}@example.com");
+                r
+            };
+            async move {
+                // The generator's few broken rows are refused by validation, as they should be.
+                match c.upsert_source_record(pb::UpsertSourceRecordRequest { record: Some(r) }).await {
+                    Ok(_) => true,
+                    Err(e) if e.code() == tonic::Code::InvalidArgument => true,
+                    Err(e) => {
+                        if i % 100 == 0 {
+                            eprintln!("upsert failed: {e}");
+                        }
+                        false
+                    }
+                }
+            }
+        })
+        .await
+    } else {
+        (f64::NAN, f64::NAN, 0)
+    };
+    let (v50, v99, vfail) = if on("view") {
+        let numbers: Vec<String> = sqlx::query_scalar(
+            "SELECT customer_number FROM party WHERE status = 'ACTIVE' ORDER BY random() LIMIT 10000",
+        )
+        .fetch_all(pool)
+        .await
+        .expect("numbers");
+        latency(rate("CRM_BENCH_VIEW_RATE", 1000), 10, |i| {
+            let mut c = client.clone();
+            let number = numbers[(i as usize) % numbers.len()].clone();
+            async move { c.get_customer360(pb::GetCustomer360Request { customer_number: number }).await.is_ok() }
+        })
+        .await
+    } else {
+        (f64::NAN, f64::NAN, 0)
+    };
+    [(u50, u99, ufail), (v50, v99, vfail)]
+}
+
 /// Waits until the relay has published every event the load wrote (bounded), so that
 /// the latency phases measure the offered calls, not a backlog drained beside them.
 async fn drained(pool: &sqlx::PgPool) -> f64 {
@@ -196,8 +270,9 @@ fn main() {
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    // Which phases to run (all by default): copy, import, file, upsert, view, serial.
-    let phases = std::env::var("CRM_BENCH_PHASES").unwrap_or_else(|_| "copy,import,file,serial,upsert,view".into());
+    // Which phases to run (all by default): copy, import, file, serial, upsert, view, settled.
+    let phases =
+        std::env::var("CRM_BENCH_PHASES").unwrap_or_else(|_| "copy,import,file,serial,upsert,view,settled".into());
     let on = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
@@ -242,66 +317,21 @@ fn main() {
                 };
                 println!("serial medians: upsert {:.2} ms, 360 view {:.2} ms", median(&mut up), median(&mut view));
             }
-            let (u50, u99, ufail) = if on("upsert") {
-                // Day-time traffic: half new customers from a channel (source keys never
-                // seen), half edits of loaded records (a newer version with a new phone
-                // and e-mail, same identity). Identity-changing edits are rare in real
-                // traffic and take the one-by-one path; the identification tests cover them.
-                let fresh: Vec<pb::SourceRecord> = sample::generate(7_000_000 + n as u64, 5000)
-                    .into_iter()
-                    .map(|mut r| {
-                        if let Some(k) = r.key.as_mut() {
-                            k.source_customer_id = format!("LIVE-{}", k.source_customer_id);
-                        }
-                        r
-                    })
-                    .collect();
-                latency(rate("CRM_BENCH_UPSERT_RATE", 500), 10, |i| {
-                    let mut c = client.clone();
-                    let r = if i % 2 == 0 {
-                        fresh[(i as usize / 2) % fresh.len()].clone()
-                    } else {
-                        let mut r = records[(i as usize * 7919) % records.len()].clone();
-                        r.source_version += 1 + i as i64;
-                        r.mobile_phone = format!("139{:08}", i);
-                        r.email = format!("edit{i}@example.com");
-                        r
-                    };
-                    async move {
-                        // The generator's few broken rows are refused by validation, as they should be.
-                        match c.upsert_source_record(pb::UpsertSourceRecordRequest { record: Some(r) }).await {
-                            Ok(_) => true,
-                            Err(e) if e.code() == tonic::Code::InvalidArgument => true,
-                            Err(e) => {
-                                if i % 100 == 0 {
-                                    eprintln!("upsert failed: {e}");
-                                }
-                                false
-                            }
-                        }
-                    }
-                })
-                .await
+            let [(u50, u99, ufail), (v50, v99, vfail)] = offered_load(&client, &run.pool, &records, n, 0, on).await;
+            // The same offered load once the database has settled after the load: vacuum
+            // and statistics done (autovacuum would get there on its own, while serving),
+            // and a checkpoint taken.
+            let settled = if on("settled") {
+                for table in ["party", "source_record", "identity_group", "party_history", "suspect_pair", "access_audit"] {
+                    sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM (ANALYZE) {table}")))
+                        .execute(&run.pool)
+                        .await
+                        .expect("vacuum");
+                }
+                sqlx::query("CHECKPOINT").execute(&run.pool).await.expect("checkpoint");
+                Some(offered_load(&client, &run.pool, &records, n, 1, on).await)
             } else {
-                (f64::NAN, f64::NAN, 0)
-            };
-            let (v50, v99, vfail) = if on("view") {
-                let numbers: Vec<String> = sqlx::query_scalar(
-                    "SELECT customer_number FROM party WHERE status = 'ACTIVE' ORDER BY random() LIMIT 10000",
-                )
-                .fetch_all(&run.pool)
-                .await
-                .expect("numbers");
-                latency(rate("CRM_BENCH_VIEW_RATE", 1000), 10, |i| {
-                    let mut c = client.clone();
-                    let number = numbers[(i as usize) % numbers.len()].clone();
-                    async move {
-                        c.get_customer360(pb::GetCustomer360Request { customer_number: number }).await.is_ok()
-                    }
-                })
-                .await
-            } else {
-                (f64::NAN, f64::NAN, 0)
+                None
             };
             let _ = run.stop.send(());
             let _ = run.handle.await;
@@ -310,6 +340,11 @@ fn main() {
                 100.0 * import / copy,
                 100.0 * file / copy
             );
+            if let Some([(u50, u99, ufail), (v50, v99, vfail)]) = settled {
+                println!(
+                    "| {n}, settled (vacuum, analyze, checkpoint) | | | | | {u50:.1} / {u99:.1} ms ({ufail} failed) | {v50:.1} / {v99:.1} ms ({vfail} failed) |"
+                );
+            }
         }
     });
 }
