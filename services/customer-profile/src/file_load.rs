@@ -346,13 +346,16 @@ struct ChunkContext {
 }
 
 impl ChunkContext {
-    /// Applies a chunk and records its progress and rejected lines in one transaction.
+    /// Applies a chunk, then records its progress and rejected lines. The records may
+    /// commit in several transactions ([`crate::store::upsert_batch`]); progress
+    /// commits after all of them, so a load stopped in between re-applies the chunk on
+    /// resume, where the records already stored come back unchanged.
     async fn write(self, chunk: Chunk) -> Result<Chunk> {
-        let mut tx = self.pool.begin().await?;
         if !chunk.accepted.is_empty() {
-            crate::store::upsert_prepared_in(&mut tx, &self.trust, &self.pii, &chunk.accepted, self.actor.as_deref())
+            crate::store::upsert_batch(&self.pool, &self.trust, &self.pii, &chunk.accepted, self.actor.as_deref(), &[])
                 .await?;
         }
+        let mut tx = self.pool.begin().await?;
         if !chunk.rejected.is_empty() {
             let (lines, reasons): (Vec<i64>, Vec<&str>) = chunk.rejected.iter().map(|(l, r)| (*l, r.as_str())).unzip();
             sqlx::query(

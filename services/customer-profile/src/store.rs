@@ -3,10 +3,10 @@
 //! customer are applied one at a time:
 //! - source records arrive through the set-based path ([`bulk`]), as bulk batches or
 //!   as groups of concurrent single upserts ([`UpsertQueue`]), which hold the ECIF
-//!   advisory lock exclusively;
-//! - the one-by-one path ([`upsert_in`], for records whose identity changed) and
-//!   steward decisions hold it shared, plus advisory locks on the identities (ID type +
-//!   match key) they touch.
+//!   advisory lock exclusively, as do the one-by-one path ([`upsert_in`], for records
+//!   whose identity changed) and steward decisions;
+//! - large batches of simple records run as partitions by identity side by side, each
+//!   holding the ECIF lock shared and its partition's lock exclusively.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -377,10 +377,12 @@ fn source_key(v: &ValidatedRecord) -> pb::SourceKey {
     }
 }
 
-/// Upserts many records in one transaction through the set-based path ([`bulk`]): one
-/// commit and a dozen statements for the lot, with the audit entries (one per record,
-/// or none) of the records that changed something. A deadlock or serialization
-/// failure (possible only against other writers' row locks) is retried from the start.
+/// Upserts many records through the set-based path ([`bulk`]) with the audit entries
+/// (one per record, or none) of the records that changed something. A batch of simple
+/// records big enough to be worth it is applied as [`bulk::PARTITIONS`] transactions
+/// side by side (each commits on its own: a replayed batch finds the committed part
+/// unchanged); any other batch, and whatever a partition hands back, in one transaction
+/// holding the ECIF lock. Deadlocks and serialization failures are retried.
 pub async fn upsert_batch(
     pool: &PgPool,
     trust: &TrustTable,
@@ -389,8 +391,30 @@ pub async fn upsert_batch(
     actor: Option<&str>,
     audits: &[Option<AuditEntry>],
 ) -> Result<Vec<UpsertResult>> {
-    queue::apply_together(pool, trust, pii, records, &vec![actor; records.len()], audits).await
+    let one_transaction = |records: &[PreparedRecord], audits: &[Option<AuditEntry>]| {
+        let actors = vec![actor; records.len()];
+        let (records, audits) = (records.to_vec(), audits.to_vec());
+        async move { queue::apply_together(pool, trust, pii, &records, &actors, &audits).await }
+    };
+    if records.len() < PARTITION_FROM {
+        return one_transaction(records, audits).await;
+    }
+    let Some((mut applied, handed_back)) = bulk::upsert_partitioned(pool, trust, records, actor, audits).await? else {
+        return one_transaction(records, audits).await;
+    };
+    if !handed_back.is_empty() {
+        let rest: Vec<PreparedRecord> = handed_back.iter().map(|i| records[*i].clone()).collect();
+        let rest_audits: Vec<Option<AuditEntry>> =
+            handed_back.iter().map(|i| audits.get(*i).cloned().flatten()).collect();
+        applied.extend(handed_back.into_iter().zip(one_transaction(&rest, &rest_audits).await?));
+    }
+    applied.sort_by_key(|(i, _)| *i);
+    Ok(applied.into_iter().map(|(_, r)| r).collect())
 }
+
+/// Batches smaller than this go in one transaction: splitting them saves less than
+/// the extra transaction costs.
+const PARTITION_FROM: usize = 200;
 
 /// A deadlock or serialization failure: the transaction may succeed when run again.
 pub(crate) fn retryable(e: &Error) -> bool {
@@ -410,8 +434,9 @@ pub async fn upsert_in(
 ) -> Result<UpsertResult> {
     let r = &v.record;
     let flags: Vec<String> = v.flags.iter().map(|f| f.code().to_string()).collect();
-    // Shared ECIF lock first: bulk batches hold it exclusively (see [`bulk`]).
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock(hashtextextended($2, 0))")
+    // The ECIF lock first, exclusively (see [`bulk`]); inside a bulk transaction that
+    // holds it already this is granted at once.
+    sqlx::query("SELECT pg_advisory_xact_lock($1), pg_advisory_xact_lock(hashtextextended($2, 0))")
         .bind(bulk::ECIF_LOCK)
         .bind(format!("source|{}|{}", r.source_system, r.source_customer_id))
         .execute(&mut *tx)
@@ -816,7 +841,9 @@ pub async fn resolve_suspect(
     .ok_or_else(|| Error::NotFound(format!("suspect pair {id}")))?;
     let (id_type, match_key, status): (String, String, String) =
         (row.try_get("id_type")?, row.try_get("match_key")?, row.try_get("status")?);
-    sqlx::query("SELECT pg_advisory_xact_lock_shared($1)").bind(bulk::ECIF_LOCK).execute(&mut *tx).await?;
+    // A steward's merge moves records between parties: exclusive, like bulk batches,
+    // so that no partitioned batch (which holds the lock shared) runs beside it.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(bulk::ECIF_LOCK).execute(&mut *tx).await?;
     advisory_lock(&mut tx, &lock_key(&id_type, &match_key)).await?;
     if status != "OPEN" {
         return Err(Error::FailedPrecondition(format!("suspect pair {id} is already resolved ({status})")));

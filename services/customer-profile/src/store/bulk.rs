@@ -15,11 +15,11 @@
 //! up in one query, survivorship runs in memory over the parties' records (loaded in
 //! one query), and everything is written with one statement per table.
 //!
-//! A bulk batch holds the ECIF lock exclusively for its transaction (single upserts and
-//! steward decisions hold it shared, then their per-identity locks). One lock instead
-//! of one per identity keeps the lock table small whatever the batch size, and batches
-//! cannot deadlock with each other or with single upserts; it also means bulk batches
-//! apply one at a time, which on the database side they would mostly do anyway.
+//! A batch in one transaction holds the ECIF lock exclusively (so do steward decisions):
+//! one lock instead of one per identity keeps the lock table small whatever the batch
+//! size, and such batches cannot deadlock with each other. Large batches of simple
+//! records instead run as [`PARTITIONS`] transactions side by side, split by identity
+//! ([`upsert_partitioned`]), so that a load uses more than one PostgreSQL backend.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -141,23 +141,7 @@ pub async fn upsert_prepared_in(
     while i < records.len() {
         let window = &records[i..records.len().min(i + WINDOW)];
         let existing = read_existing(tx, window).await?;
-        let mut seen = HashSet::new();
-        let simple = window
-            .iter()
-            .take_while(|r| {
-                let (sys, id) = r.key();
-                // A second record of one source key waits for the next run, which sees
-                // the first one stored.
-                seen.insert((sys, id))
-                    && match existing.get(&(sys.to_string(), id.to_string())) {
-                        None => true,
-                        Some(e) => {
-                            r.validated.record.source_version <= e.version
-                                || (r.digest.is_some() && r.digest == e.digest)
-                        }
-                    }
-            })
-            .count();
+        let simple = simple_prefix(window, &existing);
         if simple == 0 {
             results.push(super::upsert_in(tx, trust, pii, &window[0].validated, actor).await?);
             i += 1;
@@ -167,6 +151,122 @@ pub async fn upsert_prepared_in(
         }
     }
     Ok(results)
+}
+
+/// How many records at the start of `records` are simple (see the module docs) given
+/// the stored records `existing`.
+fn simple_prefix(records: &[PreparedRecord], existing: &HashMap<Key, Existing>) -> usize {
+    let mut seen = HashSet::new();
+    records
+        .iter()
+        .take_while(|r| {
+            let (sys, id) = r.key();
+            // A second record of one source key waits for the next run, which sees the
+            // first one stored.
+            seen.insert((sys, id))
+                && match existing.get(&(sys.to_string(), id.to_string())) {
+                    None => true,
+                    Some(e) => {
+                        r.validated.record.source_version <= e.version || (r.digest.is_some() && r.digest == e.digest)
+                    }
+                }
+        })
+        .count()
+}
+
+/// How many partitions a batch of simple records is split into (one transaction each,
+/// side by side): PostgreSQL runs one backend per transaction, and a load otherwise
+/// leaves the second core idle.
+pub const PARTITIONS: usize = 2;
+
+/// The partition of a record: by identity (ID type + blind index of the number), so that
+/// records that may share an identity group or a suspect pair always meet in one
+/// partition; records without identity ("other") by source key.
+fn partition_of(r: &PreparedRecord) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    match &r.blind {
+        Some(blind) => (r.validated.record.id_type.code(), blind.as_str()).hash(&mut h),
+        None => r.key().hash(&mut h),
+    }
+    (h.finish() % PARTITIONS as u64) as usize
+}
+
+/// Applies a batch of simple records as [`PARTITIONS`] transactions side by side; `None`
+/// when the batch is not all simple (it then needs the exclusive path, in one
+/// transaction). Each partition holds the ECIF lock shared and its partition lock
+/// exclusively, so partitioned batches exclude exclusive writers and each other's
+/// partitions, not each other. A party with identities in both partitions (merged
+/// earlier) is updated by both, one after the other: each locks the party's row before
+/// reading its records. A partition that meets a record that has become complex since
+/// the batch was classified, or a conflicting insert of a concurrent batch, rolls back
+/// and hands its records back (indexes into `records`) for the exclusive path.
+pub async fn upsert_partitioned(
+    pool: &sqlx::PgPool,
+    trust: &TrustTable,
+    records: &[PreparedRecord],
+    actor: Option<&str>,
+    audits: &[Option<super::AuditEntry>],
+) -> Result<Option<(Vec<(usize, UpsertResult)>, Vec<usize>)>> {
+    let existing = {
+        let mut conn = pool.acquire().await?;
+        read_existing(&mut conn, records).await?
+    };
+    if simple_prefix(records, &existing) < records.len() {
+        return Ok(None);
+    }
+    let mut parts: Vec<Vec<usize>> = vec![Vec::new(); PARTITIONS];
+    for (i, r) in records.iter().enumerate() {
+        parts[partition_of(r)].push(i);
+    }
+    let runs = parts.into_iter().enumerate().filter(|(_, idx)| !idx.is_empty()).map(|(p, idx)| async move {
+        let part: Vec<PreparedRecord> = idx.iter().map(|i| records[*i].clone()).collect();
+        let part_audits: Vec<Option<super::AuditEntry>> =
+            idx.iter().map(|i| audits.get(*i).cloned().flatten()).collect();
+        let outcome = apply_partition(pool, trust, p, &part, actor, &part_audits).await;
+        Ok::<_, Error>((idx, outcome))
+    });
+    let mut applied = Vec::with_capacity(records.len());
+    let mut handed_back = Vec::new();
+    for (idx, outcome) in futures::future::try_join_all(runs).await? {
+        match outcome {
+            Ok(Some(results)) => applied.extend(idx.into_iter().zip(results)),
+            Ok(None) => handed_back.extend(idx),
+            Err(e) if super::retryable(&e) || unique_violation(&e) => handed_back.extend(idx),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Some((applied, handed_back)))
+}
+
+fn unique_violation(e: &Error) -> bool {
+    matches!(e, Error::Database(sqlx::Error::Database(d)) if d.code().as_deref() == Some("23505"))
+}
+
+async fn apply_partition(
+    pool: &sqlx::PgPool,
+    trust: &TrustTable,
+    partition: usize,
+    records: &[PreparedRecord],
+    actor: Option<&str>,
+    audits: &[Option<super::AuditEntry>],
+) -> Result<Option<Vec<UpsertResult>>> {
+    let mut tx = pool.begin().await?;
+    let now: OffsetDateTime =
+        sqlx::query_scalar("SELECT now() FROM pg_advisory_xact_lock_shared($1), pg_advisory_xact_lock($2)")
+            .bind(ECIF_LOCK)
+            .bind(ECIF_LOCK + 1 + partition as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+    let existing = read_existing(&mut tx, records).await?;
+    if simple_prefix(records, &existing) < records.len() {
+        // Changed since the batch was classified: the exclusive path takes these.
+        return Ok(None);
+    }
+    let results = apply_run(&mut tx, trust, records, &existing, now, actor).await?;
+    super::audit_in(&mut tx, &super::queue::completed_audits(&results, audits)).await?;
+    tx.commit().await?;
+    Ok(Some(results))
 }
 
 /// Where a record of a run lands.

@@ -84,7 +84,7 @@ async fn apply(pool: &sqlx::PgPool, trust: &TrustTable, pii: &PiiCipher, jobs: V
 
 /// The audit entries of the records that changed something, completed with what the
 /// upsert did.
-fn completed_audits(results: &[UpsertResult], audits: &[Option<AuditEntry>]) -> Vec<AuditEntry> {
+pub(super) fn completed_audits(results: &[UpsertResult], audits: &[Option<AuditEntry>]) -> Vec<AuditEntry> {
     results
         .iter()
         .zip(audits)
