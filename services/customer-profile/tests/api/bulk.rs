@@ -218,7 +218,8 @@ async fn by_customer(pool: &PgPool) -> Vec<String> {
     let mut out = rows(
         pool,
         "customer",
-        "SELECT (SELECT array_agg(s.source_system || '/' || s.source_customer_id ORDER BY 1)
+        "SELECT (SELECT array_agg(s.source_system || '/' || s.source_customer_id
+                                  ORDER BY s.source_system, s.source_customer_id)
                  FROM source_record s WHERE s.party_id = p.party_id) AS sources,
                 p.party_kind, p.status, p.golden,
                 (SELECT jsonb_object_agg(k, v - 'updated_at') FROM jsonb_each(p.lineage) AS l(k, v)) AS lineage,
@@ -270,6 +271,10 @@ async fn a_large_load_applied_in_partitions_side_by_side_ends_as_one_by_one() {
         assert_eq!(outcomes(&got), outcomes(&expected), "batch {n}");
     }
     let (expected, got) = (by_customer(&reference).await, by_customer(&partitioned).await);
+    if expected != got {
+        let _ = std::fs::write("/tmp/partitioned-expected.txt", expected.join("\n"));
+        let _ = std::fs::write("/tmp/partitioned-got.txt", got.join("\n"));
+    }
     assert!(expected.len() > 900, "{}", expected.len());
     assert!(expected.iter().any(|l| l.contains("UPDATED")));
     for (i, (e, g)) in expected.iter().zip(&got).enumerate() {
