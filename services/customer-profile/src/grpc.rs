@@ -703,7 +703,8 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         let mut response = pb::ImportSourceRecordsResponse::default();
         let mut index = 0i64;
         // Records are applied in batches, one transaction each; outcomes keep stream order.
-        let mut pending: Vec<(i64, Option<pb::SourceKey>, store::PreparedRecord)> = Vec::new();
+        // The records waiting for the next batch, and their positions and keys.
+        let mut pending: Vec<store::PreparedRecord> = Vec::new();
         let mut keys: Vec<(i64, Option<pb::SourceKey>)> = Vec::new();
         let mut outcomes: Vec<Option<pb::ImportOutcome>> = Vec::new();
         let mut ended = false;
@@ -731,7 +732,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                         }
                         Ok(validated) => {
                             outcomes.push(None);
-                            pending.push((index, key.clone(), store::PreparedRecord::new(&self.pii, validated)));
+                            pending.push(store::PreparedRecord::new(&self.pii, validated));
                             keys.push((index, key));
                         }
                     }
@@ -740,7 +741,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                 None => ended = true,
             }
             if pending.len() >= IMPORT_BATCH || (ended && !pending.is_empty()) {
-                let records: Vec<store::PreparedRecord> = pending.drain(..).map(|(_, _, p)| p).collect();
+                let records = std::mem::take(&mut pending);
                 let audits: Vec<_> = records.iter().map(|r| Some(upsert_audit(&viewer, &r.validated))).collect();
                 let results =
                     store::upsert_batch(&self.pool, &self.trust, &self.pii, &records, viewer.actor(), &audits).await?;

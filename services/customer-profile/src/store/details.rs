@@ -6,7 +6,6 @@ use crm_platform::messaging::outbox;
 use crm_proto::crm::customer::v1 as pb;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
-use time::OffsetDateTime;
 
 use super::{EVENT_SOURCE, history};
 use crate::error::{Error, Result};
@@ -130,23 +129,6 @@ async fn extended_in(conn: &mut PgConnection, party: i64) -> Result<BTreeMap<Str
             .fetch_all(&mut *conn)
             .await?;
     Ok(rows.into_iter().collect())
-}
-
-/// Details of a party (id, payload, change time), by kind then id. The id is the
-/// stored one: it differs from the payload's for a detail renamed by a merge.
-pub async fn details_of(pool: &PgPool, party: i64) -> Result<Vec<(String, Vec<u8>, OffsetDateTime)>> {
-    Ok(sqlx::query_as(
-        "SELECT detail_id, payload, updated_at FROM party_detail WHERE party_id = $1 ORDER BY kind, detail_id",
-    )
-    .bind(party)
-    .fetch_all(pool)
-    .await?)
-}
-
-/// Extended attributes of a party.
-pub async fn extended_of(pool: &PgPool, party: i64) -> Result<BTreeMap<String, String>> {
-    let mut conn = pool.acquire().await?;
-    extended_in(&mut conn, party).await
 }
 
 /// On a merge the survivor takes the absorbed party's details; a detail id both have
