@@ -184,12 +184,16 @@ impl OutboxRelay {
 
     /// One leadership term: publish until cancelled or until something fails.
     ///
-    /// Up to two batches are in flight: the next batch is published while the broker
-    /// still confirms the previous one, which keeps the broker busy and the latency of
-    /// a new event low. Batches are settled (confirmed, then marked) in order. If the
-    /// broker refuses a message, the term ends and the next one starts again from the
-    /// oldest unmarked row; events published after the refused one are then delivered
-    /// twice, and only in that case may a later event of a subject overtake its retry.
+    /// Up to two batches are in flight while the outbox holds full batches: the next
+    /// batch is published while the broker still confirms the previous one, which keeps
+    /// the broker busy during a backlog. A short batch means the outbox is drained for
+    /// now: it is settled at once and the relay waits for the next commit's
+    /// notification instead of asking again (at hundreds of small commits a second,
+    /// the extra empty fetches cost PostgreSQL more than the publishing). Batches are
+    /// settled (confirmed, then marked) in order. If the broker refuses a message, the
+    /// term ends and the next one starts again from the oldest unmarked row; events
+    /// published after the refused one are then delivered twice, and only in that case
+    /// may a later event of a subject overtake its retry.
     async fn serve(&self, cancel: &CancellationToken) -> Result<(), PlatformError> {
         let Some(mut conn) = self.become_leader(cancel).await? else {
             return Ok(());
@@ -202,30 +206,27 @@ impl OutboxRelay {
         loop {
             let stopping = cancel.is_cancelled();
             let fetched = self.fetch_excluding(&mut conn, &in_flight_seqs).await?;
+            let full = fetched.len() as i64 >= self.batch_size;
             if !fetched.is_empty() {
                 in_flight_seqs.extend(fetched.iter().map(|e| e.seq));
                 in_flight.push_back((fetched.len(), self.send(&channel, &fetched).await?));
             }
-            if in_flight.len() >= 2 || (fetched.is_empty() && !in_flight.is_empty()) {
-                if let Some((sent, confirms)) = in_flight.pop_front() {
-                    for (seq, _, _) in &confirms {
-                        in_flight_seqs.remove(seq);
-                    }
-                    let confirmed = Self::confirmed_prefix(confirms).await?;
-                    self.mark_published(&mut conn, &confirmed).await?;
-                    if confirmed.len() < sent {
-                        return Err(PlatformError::NotConfirmed(format!(
-                            "outbox row after seq {:?}",
-                            confirmed.last()
-                        )));
-                    }
+            while in_flight.len() >= 2 || (!full && !in_flight.is_empty()) {
+                let Some((sent, confirms)) = in_flight.pop_front() else { break };
+                for (seq, _, _) in &confirms {
+                    in_flight_seqs.remove(seq);
                 }
+                let confirmed = Self::confirmed_prefix(confirms).await?;
+                self.mark_published(&mut conn, &confirmed).await?;
+                if confirmed.len() < sent {
+                    return Err(PlatformError::NotConfirmed(format!("outbox row after seq {:?}", confirmed.last())));
+                }
+            }
+            if full {
                 continue;
             }
-            if !fetched.is_empty() {
-                continue;
-            }
-            // Nothing fetched, nothing in flight.
+            // Drained up to the fetch's snapshot: a row committed since then has
+            // notified the listener, which holds the notification until received.
             if stopping {
                 break;
             }

@@ -97,33 +97,62 @@ struct Existing {
 
 type Key = (String, String);
 
-async fn read_existing(tx: &mut PgConnection, records: &[PreparedRecord]) -> Result<HashMap<Key, Existing>> {
+/// What the database holds for a run: its stored source records, and (when asked for)
+/// the identity groups of its records' identities.
+#[derive(Default)]
+struct Stored {
+    records: HashMap<Key, Existing>,
+    /// Identity digest → party.
+    identities: HashMap<String, i64>,
+}
+
+/// Reads the stored records of `records` and, with `identities`, their identity groups,
+/// in one statement (a single upsert's group pays per round trip, not per row).
+async fn read_stored(tx: &mut PgConnection, records: &[PreparedRecord], identities: bool) -> Result<Stored> {
     let systems: Vec<&str> = records.iter().map(|r| r.key().0).collect();
     let ids: Vec<&str> = records.iter().map(|r| r.key().1).collect();
+    let digests: Vec<&str> = if identities {
+        records.iter().filter_map(|r| r.digest.as_deref()).collect::<BTreeSet<_>>().into_iter().collect()
+    } else {
+        Vec::new()
+    };
+    // Identity rows have no source key.
     let rows = sqlx::query(
         "SELECT s.source_system, s.source_customer_id, s.source_version, s.party_id, s.identity_digest,
                 p.customer_number
          FROM unnest($1::text[], $2::text[]) AS k(sys, id)
          JOIN source_record s ON s.source_system = k.sys AND s.source_customer_id = k.id
-         JOIN party p ON p.party_id = s.party_id",
+         JOIN party p ON p.party_id = s.party_id
+         UNION ALL
+         SELECT NULL, NULL, NULL, g.party_id, g.identity_digest, NULL
+         FROM identity_group g WHERE g.identity_digest = ANY($3::text[])",
     )
     .bind(&systems)
     .bind(&ids)
+    .bind(&digests)
     .fetch_all(&mut *tx)
     .await?;
-    rows.iter()
-        .map(|row| {
-            Ok((
-                (row.try_get("source_system")?, row.try_get("source_customer_id")?),
-                Existing {
+    let mut stored = Stored::default();
+    for row in rows {
+        let party_id: i64 = row.try_get("party_id")?;
+        let digest: Option<String> = row.try_get("identity_digest")?;
+        match row.try_get::<Option<String>, _>("source_system")? {
+            Some(system) => {
+                let existing = Existing {
                     version: row.try_get("source_version")?,
-                    party_id: row.try_get("party_id")?,
-                    digest: row.try_get("identity_digest")?,
+                    party_id,
+                    digest,
                     customer_number: row.try_get("customer_number")?,
-                },
-            ))
-        })
-        .collect()
+                };
+                stored.records.insert((system, row.try_get("source_customer_id")?), existing);
+            }
+            None => {
+                let digest = digest.ok_or_else(|| Error::Corrupt("an identity group without digest".into()))?;
+                stored.identities.insert(digest, party_id);
+            }
+        }
+    }
+    Ok(stored)
 }
 
 /// Applies `records` in order inside the caller's transaction. See the module docs.
@@ -140,13 +169,13 @@ pub async fn upsert_prepared_in(
     let mut i = 0;
     while i < records.len() {
         let window = &records[i..records.len().min(i + WINDOW)];
-        let existing = read_existing(tx, window).await?;
-        let simple = simple_prefix(window, &existing);
+        let stored = read_stored(tx, window, true).await?;
+        let simple = simple_prefix(window, &stored.records);
         if simple == 0 {
             results.push(super::upsert_in(tx, trust, pii, &window[0].validated, actor).await?);
             i += 1;
         } else {
-            results.extend(apply_run(tx, trust, &window[..simple], &existing, now, actor).await?);
+            results.extend(apply_run(tx, trust, &window[..simple], &stored, now, actor).await?);
             i += simple;
         }
     }
@@ -217,7 +246,7 @@ pub async fn upsert_partitioned(
 ) -> Result<Option<(Vec<(usize, UpsertResult)>, Vec<usize>)>> {
     let existing = {
         let mut conn = pool.acquire().await?;
-        read_existing(&mut conn, records).await?
+        read_stored(&mut conn, records, false).await?.records
     };
     if simple_prefix(records, &existing) < records.len() {
         return Ok(None);
@@ -265,12 +294,12 @@ async fn apply_partition(
             .bind(ECIF_LOCK + 1 + partition as i64)
             .fetch_one(&mut *tx)
             .await?;
-    let existing = read_existing(&mut tx, records).await?;
-    if simple_prefix(records, &existing) < records.len() {
+    let stored = read_stored(&mut tx, records, true).await?;
+    if simple_prefix(records, &stored.records) < records.len() {
         // Changed since the batch was classified: the exclusive path takes these.
         return Ok(None);
     }
-    let results = apply_run(&mut tx, trust, records, &existing, now, actor).await?;
+    let results = apply_run(&mut tx, trust, records, &stored, now, actor).await?;
     super::audit_in(&mut tx, &super::queue::completed_audits(&results, audits)).await?;
     tx.commit().await?;
     Ok(Some(results))
@@ -303,32 +332,12 @@ async fn apply_run(
     tx: &mut PgConnection,
     trust: &TrustTable,
     run: &[PreparedRecord],
-    existing: &HashMap<Key, Existing>,
+    stored: &Stored,
     now: OffsetDateTime,
     actor: Option<&str>,
 ) -> Result<Vec<UpsertResult>> {
-    let existing_of = |r: &PreparedRecord| existing.get(&(r.key().0.to_string(), r.key().1.to_string()));
-
-    // Identities of new records that are known already.
-    let wanted: Vec<&str> = run
-        .iter()
-        .filter(|r| existing_of(r).is_none())
-        .filter_map(|r| r.digest.as_deref())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let known: HashMap<String, i64> = if wanted.is_empty() {
-        HashMap::new()
-    } else {
-        sqlx::query_as::<_, (String, i64)>(
-            "SELECT identity_digest, party_id FROM identity_group WHERE identity_digest = ANY($1)",
-        )
-        .bind(&wanted)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect()
-    };
+    let existing_of = |r: &PreparedRecord| stored.records.get(&(r.key().0.to_string(), r.key().1.to_string()));
+    let known = &stored.identities;
 
     // Where every record goes; new identities found parties (in record order, as one by
     // one would number them).
@@ -514,12 +523,18 @@ async fn apply_run(
         });
     }
 
-    write_parties(tx, &parties[..new_count], &new_kinds, &parties[new_count..]).await?;
-    write_groups(tx, &new_groups, &parties).await?;
     let (updated, inserted): (Vec<_>, Vec<_>) = written.iter().partition(|(r, _)| existing_of(r).is_some());
-    write_records(tx, &inserted, false).await?;
-    write_records(tx, &updated, true).await?;
-    history.write(tx, actor).await?;
+    let changes = Changes {
+        founded: &parties[..new_count],
+        kinds: &new_kinds,
+        touched: &parties[new_count..],
+        groups: &new_groups,
+        parties: &parties,
+        inserted: &inserted,
+        updated: &updated,
+        history: &history,
+    };
+    changes.write(tx, actor).await?;
     enqueue_many(tx, EVENT_SOURCE, &events, actor).await?;
     write_suspects(tx, &written).await?;
     Ok(results)
@@ -534,137 +549,178 @@ fn joined_flags(flags: &[String]) -> String {
     flags.join(",")
 }
 
-async fn write_parties(
-    tx: &mut PgConnection,
-    founded: &[PartyState],
-    kinds: &[PartyKind],
-    touched: &[PartyState],
-) -> Result<()> {
-    if !founded.is_empty() {
-        let ids: Vec<i64> = founded.iter().map(|p| p.party_id).collect();
-        let numbers: Vec<&str> = founded.iter().map(|p| p.customer_number.as_str()).collect();
-        let kinds: Vec<&str> = kinds.iter().map(|k| super::party_kind_code(*k)).collect();
-        let goldens: Vec<&Value> = founded.iter().map(|p| &p.golden).collect();
-        let lineages: Vec<&Value> = founded.iter().map(|p| &p.lineage).collect();
-        let flags: Vec<String> = founded.iter().map(|p| joined_flags(&p.flags)).collect();
-        sqlx::query(
-            "INSERT INTO party (party_id, customer_number, party_kind, golden, lineage, quality_flags)
-             SELECT id, number, kind, golden, lineage, string_to_array(flags, ',')
-             FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[])
-                  AS u(id, number, kind, golden, lineage, flags)",
-        )
-        .bind(&ids)
-        .bind(&numbers)
-        .bind(&kinds)
-        .bind(&goldens)
-        .bind(&lineages)
-        .bind(&flags)
-        .execute(&mut *tx)
-        .await?;
-    }
-    if !touched.is_empty() {
-        let ids: Vec<i64> = touched.iter().map(|p| p.party_id).collect();
-        let goldens: Vec<&Value> = touched.iter().map(|p| &p.golden).collect();
-        let lineages: Vec<&Value> = touched.iter().map(|p| &p.lineage).collect();
-        let flags: Vec<String> = touched.iter().map(|p| joined_flags(&p.flags)).collect();
-        sqlx::query(
-            "UPDATE party p SET golden = u.golden, lineage = u.lineage,
-                    quality_flags = string_to_array(u.flags, ','), updated_at = now()
-             FROM unnest($1::bigint[], $2::jsonb[], $3::jsonb[], $4::text[]) AS u(id, golden, lineage, flags)
-             WHERE p.party_id = u.id",
-        )
-        .bind(&ids)
-        .bind(&goldens)
-        .bind(&lineages)
-        .bind(&flags)
-        .execute(&mut *tx)
-        .await?;
-    }
-    Ok(())
+/// Everything a run writes to the ECIF tables, written with one statement: a group of
+/// single upserts pays PostgreSQL per statement (a round trip, a wake-up of each side,
+/// executor start-up) far more than per row.
+struct Changes<'a> {
+    /// Parties the run founded, with their kinds.
+    founded: &'a [PartyState],
+    kinds: &'a [PartyKind],
+    /// Existing parties the run changed.
+    touched: &'a [PartyState],
+    /// New identity groups: (record, index of its party in `parties`).
+    groups: &'a [(&'a PreparedRecord, usize)],
+    parties: &'a [PartyState],
+    /// Source records to insert and to replace, with their parties.
+    inserted: &'a [&'a (&'a PreparedRecord, i64)],
+    updated: &'a [&'a (&'a PreparedRecord, i64)],
+    history: &'a History,
 }
 
-async fn write_groups(
-    tx: &mut PgConnection,
-    groups: &[(&PreparedRecord, usize)],
-    parties: &[PartyState],
-) -> Result<()> {
-    if groups.is_empty() {
-        return Ok(());
-    }
-    let digests: Vec<&str> = groups.iter().filter_map(|(r, _)| r.digest.as_deref()).collect();
-    let types: Vec<&str> = groups.iter().map(|(r, _)| r.validated.record.id_type.code()).collect();
-    let blinds: Vec<&str> = groups.iter().filter_map(|(r, _)| r.blind.as_deref()).collect();
-    let names: Vec<&str> = groups.iter().filter_map(|(r, _)| r.name_key.as_deref()).collect();
-    let ids: Vec<i64> = groups.iter().map(|(_, n)| parties[*n].party_id).collect();
-    if [digests.len(), blinds.len(), names.len()].iter().any(|n| *n != ids.len()) {
-        return Err(Error::Corrupt("an identity without digest".into()));
-    }
-    sqlx::query(
-        "INSERT INTO identity_group (identity_digest, id_type, match_key, name_key, party_id)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])",
-    )
-    .bind(&digests)
-    .bind(&types)
-    .bind(&blinds)
-    .bind(&names)
-    .bind(&ids)
-    .execute(&mut *tx)
-    .await?;
-    Ok(())
+/// The columns of source records, for `unnest`.
+struct RecordColumns<'a> {
+    systems: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    versions: Vec<i64>,
+    parties: Vec<i64>,
+    digests: Vec<Option<&'a str>>,
+    types: Vec<&'a str>,
+    blinds: Vec<Option<&'a str>>,
+    attributes: Vec<&'a Value>,
+    flags: Vec<String>,
+    phones: Vec<Option<&'a str>>,
+    id_indexes: Vec<&'a str>,
 }
 
-/// Inserts source records, or with `update` replaces stored ones. New keys go without
-/// `ON CONFLICT`: under the exclusive ECIF lock nobody else inserts, and a plain insert
-/// skips the speculative-insertion work.
-async fn write_records(tx: &mut PgConnection, written: &[(&PreparedRecord, i64)], update: bool) -> Result<()> {
-    if written.is_empty() {
-        return Ok(());
+impl<'a> RecordColumns<'a> {
+    fn of(written: &[&(&'a PreparedRecord, i64)]) -> Self {
+        Self {
+            systems: written.iter().map(|(r, _)| r.key().0).collect(),
+            ids: written.iter().map(|(r, _)| r.key().1).collect(),
+            versions: written.iter().map(|(r, _)| r.validated.record.source_version).collect(),
+            parties: written.iter().map(|(_, p)| *p).collect(),
+            digests: written.iter().map(|(r, _)| r.digest.as_deref()).collect(),
+            types: written.iter().map(|(r, _)| r.validated.record.id_type.code()).collect(),
+            blinds: written.iter().map(|(r, _)| r.blind.as_deref()).collect(),
+            attributes: written.iter().map(|(r, _)| &r.attributes).collect(),
+            flags: written.iter().map(|(r, _)| joined_flags(&r.flags)).collect(),
+            phones: written.iter().map(|(r, _)| r.phone_index.as_deref()).collect(),
+            id_indexes: written.iter().map(|(r, _)| r.id_index.as_str()).collect(),
+        }
     }
-    let col =
-        |f: fn(&PreparedRecord) -> Option<&str>| -> Vec<Option<&str>> { written.iter().map(|(r, _)| f(r)).collect() };
-    let systems = col(|r| Some(r.key().0));
-    let ids = col(|r| Some(r.key().1));
-    let digests = col(|r| r.digest.as_deref());
-    let types = col(|r| Some(r.validated.record.id_type.code()));
-    let blinds = col(|r| r.blind.as_deref());
-    let phones = col(|r| r.phone_index.as_deref());
-    let id_indexes = col(|r| Some(r.id_index.as_str()));
-    let versions: Vec<i64> = written.iter().map(|(r, _)| r.validated.record.source_version).collect();
-    let parties: Vec<i64> = written.iter().map(|(_, p)| *p).collect();
-    let attributes: Vec<&Value> = written.iter().map(|(r, _)| &r.attributes).collect();
-    let flags: Vec<String> = written.iter().map(|(r, _)| joined_flags(&r.flags)).collect();
-    let sql = if update {
-        "UPDATE source_record s SET source_version = u.version, party_id = u.party, identity_digest = u.digest,
-                id_type = u.id_type, match_key = u.blind, attributes = u.attrs,
-                quality_flags = string_to_array(u.flags, ','), phone_index = u.phone, id_index = u.id_index,
-                updated_at = now()
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[],
-                     $8::jsonb[], $9::text[], $10::text[], $11::text[])
-              AS u(sys, id, version, party, digest, id_type, blind, attrs, flags, phone, id_index)
-         WHERE s.source_system = u.sys AND s.source_customer_id = u.id"
-    } else {
-        "INSERT INTO source_record (source_system, source_customer_id, source_version, party_id, identity_digest,
-                                    id_type, match_key, attributes, quality_flags, phone_index, id_index)
-         SELECT sys, id, version, party, digest, id_type, blind, attrs, string_to_array(flags, ','), phone, id_index
-         FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[],
-                     $8::jsonb[], $9::text[], $10::text[], $11::text[])
-              AS u(sys, id, version, party, digest, id_type, blind, attrs, flags, phone, id_index)"
-    };
-    sqlx::query(sql)
-        .bind(&systems)
-        .bind(&ids)
-        .bind(&versions)
-        .bind(&parties)
-        .bind(&digests)
-        .bind(&types)
-        .bind(&blinds)
-        .bind(&attributes)
-        .bind(&flags)
-        .bind(&phones)
-        .bind(&id_indexes)
+}
+
+impl Changes<'_> {
+    async fn write(&self, tx: &mut PgConnection, actor: Option<&str>) -> Result<()> {
+        if self.founded.is_empty() && self.touched.is_empty() && self.inserted.is_empty() && self.updated.is_empty() {
+            return Ok(());
+        }
+        let founded_ids: Vec<i64> = self.founded.iter().map(|p| p.party_id).collect();
+        let founded_numbers: Vec<&str> = self.founded.iter().map(|p| p.customer_number.as_str()).collect();
+        let founded_kinds: Vec<&str> = self.kinds.iter().map(|k| super::party_kind_code(*k)).collect();
+        let founded_goldens: Vec<&Value> = self.founded.iter().map(|p| &p.golden).collect();
+        let founded_lineages: Vec<&Value> = self.founded.iter().map(|p| &p.lineage).collect();
+        let founded_flags: Vec<String> = self.founded.iter().map(|p| joined_flags(&p.flags)).collect();
+        let touched_ids: Vec<i64> = self.touched.iter().map(|p| p.party_id).collect();
+        let touched_goldens: Vec<&Value> = self.touched.iter().map(|p| &p.golden).collect();
+        let touched_lineages: Vec<&Value> = self.touched.iter().map(|p| &p.lineage).collect();
+        let touched_flags: Vec<String> = self.touched.iter().map(|p| joined_flags(&p.flags)).collect();
+        let group_digests: Vec<&str> = self.groups.iter().filter_map(|(r, _)| r.digest.as_deref()).collect();
+        let group_types: Vec<&str> = self.groups.iter().map(|(r, _)| r.validated.record.id_type.code()).collect();
+        let group_blinds: Vec<&str> = self.groups.iter().filter_map(|(r, _)| r.blind.as_deref()).collect();
+        let group_names: Vec<&str> = self.groups.iter().filter_map(|(r, _)| r.name_key.as_deref()).collect();
+        let group_parties: Vec<i64> = self.groups.iter().map(|(_, n)| self.parties[*n].party_id).collect();
+        if [group_digests.len(), group_blinds.len(), group_names.len()].iter().any(|n| *n != group_parties.len()) {
+            return Err(Error::Corrupt("an identity without digest".into()));
+        }
+        let ins = RecordColumns::of(self.inserted);
+        let upd = RecordColumns::of(self.updated);
+        let h = self.history;
+        // New source keys go without `ON CONFLICT`: under the ECIF lock (or the
+        // partition's) nobody else inserts them, and a plain insert skips the
+        // speculative-insertion work. The parts touch disjoint rows, so that their
+        // order within the statement does not matter; foreign keys are checked at its
+        // end, when the founded parties exist.
+        sqlx::query(
+            "WITH founded AS (
+                 INSERT INTO party (party_id, customer_number, party_kind, golden, lineage, quality_flags)
+                 SELECT id, number, kind, golden, lineage, string_to_array(flags, ',')
+                 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[])
+                      AS u(id, number, kind, golden, lineage, flags)
+             ), touched AS (
+                 UPDATE party p SET golden = u.golden, lineage = u.lineage,
+                        quality_flags = string_to_array(u.flags, ','), updated_at = now()
+                 FROM unnest($7::bigint[], $8::jsonb[], $9::jsonb[], $10::text[]) AS u(id, golden, lineage, flags)
+                 WHERE p.party_id = u.id
+             ), groups AS (
+                 INSERT INTO identity_group (identity_digest, id_type, match_key, name_key, party_id)
+                 SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[])
+             ), inserted AS (
+                 INSERT INTO source_record (source_system, source_customer_id, source_version, party_id,
+                                            identity_digest, id_type, match_key, attributes, quality_flags,
+                                            phone_index, id_index)
+                 SELECT sys, id, version, party, digest, id_type, blind, attrs, string_to_array(flags, ','),
+                        phone, id_index
+                 FROM unnest($16::text[], $17::text[], $18::bigint[], $19::bigint[], $20::text[], $21::text[],
+                             $22::text[], $23::jsonb[], $24::text[], $25::text[], $26::text[])
+                      AS u(sys, id, version, party, digest, id_type, blind, attrs, flags, phone, id_index)
+             ), updated AS (
+                 UPDATE source_record s SET source_version = u.version, party_id = u.party,
+                        identity_digest = u.digest, id_type = u.id_type, match_key = u.blind, attributes = u.attrs,
+                        quality_flags = string_to_array(u.flags, ','), phone_index = u.phone,
+                        id_index = u.id_index, updated_at = now()
+                 FROM unnest($27::text[], $28::text[], $29::bigint[], $30::bigint[], $31::text[], $32::text[],
+                             $33::text[], $34::jsonb[], $35::text[], $36::text[], $37::text[])
+                      AS u(sys, id, version, party, digest, id_type, blind, attrs, flags, phone, id_index)
+                 WHERE s.source_system = u.sys AND s.source_customer_id = u.id
+             ), history AS (
+                 INSERT INTO party_history (party_id, actor, change_kind, source_system, source_customer_id,
+                                            before, after)
+                 SELECT h.party, $38, h.kind, h.sys, h.id, h.before, h.after
+                 FROM unnest($39::bigint[], $40::text[], $41::text[], $42::text[], $43::jsonb[], $44::jsonb[])
+                      WITH ORDINALITY AS h(party, kind, sys, id, before, after, n)
+                 ORDER BY h.n
+             )
+             SELECT 1",
+        )
+        .bind(&founded_ids)
+        .bind(&founded_numbers)
+        .bind(&founded_kinds)
+        .bind(&founded_goldens)
+        .bind(&founded_lineages)
+        .bind(&founded_flags)
+        .bind(&touched_ids)
+        .bind(&touched_goldens)
+        .bind(&touched_lineages)
+        .bind(&touched_flags)
+        .bind(&group_digests)
+        .bind(&group_types)
+        .bind(&group_blinds)
+        .bind(&group_names)
+        .bind(&group_parties)
+        .bind(&ins.systems)
+        .bind(&ins.ids)
+        .bind(&ins.versions)
+        .bind(&ins.parties)
+        .bind(&ins.digests)
+        .bind(&ins.types)
+        .bind(&ins.blinds)
+        .bind(&ins.attributes)
+        .bind(&ins.flags)
+        .bind(&ins.phones)
+        .bind(&ins.id_indexes)
+        .bind(&upd.systems)
+        .bind(&upd.ids)
+        .bind(&upd.versions)
+        .bind(&upd.parties)
+        .bind(&upd.digests)
+        .bind(&upd.types)
+        .bind(&upd.blinds)
+        .bind(&upd.attributes)
+        .bind(&upd.flags)
+        .bind(&upd.phones)
+        .bind(&upd.id_indexes)
+        .bind(actor)
+        .bind(&h.party)
+        .bind(&h.kind)
+        .bind(&h.system)
+        .bind(&h.id)
+        .bind(&h.before)
+        .bind(&h.after)
         .execute(&mut *tx)
         .await?;
-    Ok(())
+        Ok(())
+    }
 }
 
 /// Same ID type and number under another name, in another party: a suspect pair,
@@ -729,29 +785,6 @@ impl History {
         self.id.push(src.map(|s| s.1.to_string()));
         self.before.push(before.cloned());
         self.after.push(after.cloned());
-    }
-
-    async fn write(&self, tx: &mut PgConnection, actor: Option<&str>) -> Result<()> {
-        if self.party.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO party_history (party_id, actor, change_kind, source_system, source_customer_id, before, after)
-             SELECT h.party, $1, h.kind, h.sys, h.id, h.before, h.after
-             FROM unnest($2::bigint[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::jsonb[]) WITH ORDINALITY
-                  AS h(party, kind, sys, id, before, after, n)
-             ORDER BY h.n",
-        )
-        .bind(actor)
-        .bind(&self.party)
-        .bind(&self.kind)
-        .bind(&self.system)
-        .bind(&self.id)
-        .bind(&self.before)
-        .bind(&self.after)
-        .execute(&mut *tx)
-        .await?;
-        Ok(())
     }
 }
 
