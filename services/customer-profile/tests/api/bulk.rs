@@ -284,3 +284,71 @@ async fn a_large_load_applied_in_partitions_side_by_side_ends_as_one_by_one() {
     }
     assert_eq!(got.len(), expected.len());
 }
+
+/// Customers as the sets of source records they hold, open suspect pairs, and how many
+/// customers were created: what identification decides, whatever order concurrent
+/// calls are applied in.
+async fn identification(pool: &PgPool) -> Vec<String> {
+    let mut out = rows(
+        pool,
+        "customer",
+        "SELECT array_agg(s.source_system || '/' || s.source_customer_id ORDER BY s.source_system, s.source_customer_id)
+         FROM source_record s GROUP BY s.party_id ORDER BY 1",
+    )
+    .await;
+    out.extend(rows(pool, "suspect", "SELECT digest_a, digest_b, status FROM suspect_pair ORDER BY 1, 2").await);
+    out.extend(
+        rows(
+            pool,
+            "created",
+            "SELECT count(*) FROM crm_kit.outbox WHERE event_type = 'crm.customer.v1.CustomerCreated'",
+        )
+        .await,
+    );
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn concurrent_single_upserts_identify_customers_as_one_by_one_does() {
+    let pii = PiiCipher::from_hex(PII_KEY).unwrap();
+    // A first load (cross-system duplicates, name conflicts, "other" IDs), then a wave
+    // of edits: same-identity edits (set-based groups) and renames to a name of their
+    // own (identity changed: the one-by-one path splits them off).
+    let first = validated(&sample::generate(23, 400));
+    let edits: Vec<ValidatedRecord> = validated(
+        &sample::generate(23, 400)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 4 == 0)
+            .map(|(i, mut r)| {
+                r.source_version += 1;
+                r.mobile_phone = format!("137{i:08}");
+                if i % 20 == 0 {
+                    r.name = format!("改名{i}");
+                }
+                r
+            })
+            .collect::<Vec<_>>(),
+    );
+    let (reference, concurrent) = (fresh_pool().await, fresh_pool().await);
+    let queue =
+        store::UpsertQueue::start(concurrent.clone(), std::sync::Arc::new(trust()), std::sync::Arc::new(pii.clone()));
+    for wave in [&first, &edits] {
+        one_by_one(&reference, &pii, wave).await;
+        let calls: Vec<_> = wave
+            .iter()
+            .map(|v| {
+                let (queue, record) = (queue.clone(), PreparedRecord::new(&pii, v.clone()));
+                tokio::spawn(async move { queue.upsert(record, Some("loader"), None).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+    }
+    let (expected, got) = (identification(&reference).await, identification(&concurrent).await);
+    assert!(expected.len() > 300, "{}", expected.len());
+    assert!(expected.iter().any(|l| l.starts_with("suspect")), "the load has name conflicts");
+    assert_eq!(got, expected);
+}
