@@ -13,7 +13,8 @@
 //!
 //! Within a run, identification needs no round trip per record: identities are looked
 //! up in one query, survivorship runs in memory over the parties' records (loaded in
-//! one query), and everything is written with one statement per table.
+//! one query), and everything is written with a few statements (the ECIF tables with
+//! one, then events, suspect pairs and audit entries).
 //!
 //! A batch in one transaction holds the ECIF lock exclusively (so do steward decisions):
 //! one lock instead of one per identity keeps the lock table small whatever the batch
@@ -759,7 +760,7 @@ async fn write_suspects(tx: &mut PgConnection, written: &[(&PreparedRecord, i64)
     Ok(())
 }
 
-/// Party history rows of a run, written with one statement.
+/// Party history rows of a run, as columns for [`Changes::write`].
 #[derive(Default)]
 struct History {
     party: Vec<i64>,
