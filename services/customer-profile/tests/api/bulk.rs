@@ -211,6 +211,37 @@ async fn a_bulk_batch_that_repeats_a_replay_changes_nothing() {
     assert_eq!(snapshot(&pool).await, before);
 }
 
+/// What PostgreSQL would plan with, as seen inside the caller's transaction.
+async fn planner_settings(tx: &mut sqlx::PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT name || '=' || setting FROM pg_settings
+         WHERE name IN ('plan_cache_mode', 'enable_seqscan', 'enable_hashjoin', 'enable_mergejoin') ORDER BY name",
+    )
+    .fetch_all(tx)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_hands_its_transaction_back_with_the_default_planner_settings() {
+    let pii = PiiCipher::from_hex(PII_KEY).unwrap();
+    let pool = fresh_pool().await;
+    let prepared: Vec<PreparedRecord> =
+        validated(&sample::generate(5, 60)).into_iter().map(|v| PreparedRecord::new(&pii, v)).collect();
+    let mut tx = pool.begin().await.unwrap();
+    let defaults = planner_settings(&mut tx).await;
+    assert!(defaults.contains(&"plan_cache_mode=auto".to_string()), "{defaults:?}");
+    // Writing runs (new customers), then a replay of them (nothing written): statements
+    // that follow in the transaction, such as the caller's audit entries, plan as usual.
+    let first = store::upsert_prepared_in(&mut tx, &trust(), &pii, &prepared, None).await.unwrap();
+    assert!(first.iter().any(|r| r.outcome == pb::UpsertOutcome::Created));
+    assert_eq!(planner_settings(&mut tx).await, defaults);
+    let again = store::upsert_prepared_in(&mut tx, &trust(), &pii, &prepared, None).await.unwrap();
+    assert!(again.iter().all(|r| r.outcome == pb::UpsertOutcome::Unchanged));
+    assert_eq!(planner_settings(&mut tx).await, defaults);
+    tx.commit().await.unwrap();
+}
+
 /// The state by customer, named by its source keys rather than its number (partitions
 /// number new customers in another order than one by one): golden record, lineage
 /// without times, flags, history kinds in order; plus suspect pairs and event counts.
