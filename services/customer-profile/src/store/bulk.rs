@@ -386,7 +386,7 @@ async fn apply_run(
         // Replays and older versions only: nothing to write.
         return Ok(run.iter().map(unchanged).collect());
     }
-    let plan_mode = GenericPlans::open(tx).await?;
+    let plans = GenericPlans::open(tx).await?;
 
     let mut parties: Vec<PartyState> = Vec::new();
     let mut index_of: HashMap<i64, usize> = HashMap::new();
@@ -542,7 +542,7 @@ async fn apply_run(
         updated: &updated,
         history: &history,
     };
-    changes.write(tx, actor, plan_mode).await?;
+    changes.write(tx, actor, plans).await?;
     enqueue_many(tx, EVENT_SOURCE, &events, actor).await?;
     write_suspects(tx, &written).await?;
     Ok(results)
