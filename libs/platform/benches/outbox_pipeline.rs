@@ -181,7 +181,7 @@ async fn stop(p: Pipeline) {
         let _ = t.await;
     }
     p.pool.close().await;
-    let _ = p.env;
+    p.env.drop_database().await;
 }
 
 /// Maximum rates: `writers` tasks commit state changes with their events as fast as
@@ -289,6 +289,7 @@ fn main() {
         let raw_windowed = raw_confirmed_publish(&broker, n, 500).await;
         let raw_single = raw_confirmed_publish(&broker, n / 10, 1).await;
         broker.close().await;
+        env.drop_database().await;
         // Latency first: it is the most sensitive to the checkpoints that the heavy
         // write phases below leave behind.
         let (offered, p50, p99, max) = latency_at(1000, 10).await;

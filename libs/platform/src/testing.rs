@@ -101,6 +101,17 @@ impl TestEnv {
         let _ = conn.close().await;
     }
 
+    /// Drops the database, closing whatever is still connected to it. Tests keep theirs
+    /// (small, and useful when one fails); benchmarks drop theirs, gigabytes each.
+    pub async fn drop_database(&self) {
+        let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url())).await.expect("admin");
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database)))
+            .execute(&mut conn)
+            .await
+            .expect("drop test database");
+        let _ = conn.close().await;
+    }
+
     /// Undoes [`TestEnv::cut_database`].
     pub async fn restore_database(&self) {
         let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url())).await.expect("admin");

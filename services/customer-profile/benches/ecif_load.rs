@@ -48,7 +48,10 @@ async fn copy_rate(records: &[pb::SourceRecord]) -> f64 {
     let mut copy = conn.copy_in_raw("COPY raw_records FROM STDIN").await.expect("copy");
     copy.send(data.into_bytes()).await.expect("send");
     copy.finish().await.expect("finish");
-    records.len() as f64 / start.elapsed().as_secs_f64()
+    let rate = records.len() as f64 / start.elapsed().as_secs_f64();
+    let _ = conn.close().await;
+    env.drop_database().await;
+    rate
 }
 
 type Client = pb::customer_service_client::CustomerServiceClient<
@@ -132,6 +135,7 @@ async fn file_rate(records: &[pb::SourceRecord]) -> f64 {
     let rate = records.len() as f64 / start.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(path);
     pool.close().await;
+    env.drop_database().await;
     rate
 }
 
@@ -335,6 +339,8 @@ fn main() {
             };
             let _ = run.stop.send(());
             let _ = run.handle.await;
+            run.pool.close().await;
+            env.drop_database().await;
             println!(
                 "| {n} ({accepted} accepted) | {copy:.0} rows/s | {import:.0} records/s ({:.1} % of COPY) | {file:.0} records/s ({:.1} % of COPY) | {drain:.1} s | {u50:.1} / {u99:.1} ms ({ufail} failed) | {v50:.1} / {v99:.1} ms ({vfail} failed) |",
                 100.0 * import / copy,

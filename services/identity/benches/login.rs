@@ -62,6 +62,7 @@ async fn login_rate(memory_kib: u32, iterations: u32, logins: usize) -> (f64, f6
     let p50 = latencies[latencies.len() / 2];
     let _ = stop.send(());
     let _ = handle.await;
+    env.drop_database().await;
     (rate, p50)
 }
 
