@@ -40,14 +40,7 @@ impl TestEnv {
     /// Creates a new empty database; the exchange is declared on first use.
     pub async fn new(service: &str) -> Self {
         let database = unique("crm_test");
-        let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url()))
-            .await
-            .expect("the local PostgreSQL must be running (see README)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{database}\"")))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let _ = conn.close().await;
+        on_server(&[&format!("CREATE DATABASE \"{database}\"")]).await;
         Self { service: service.to_string(), database, exchange: unique("crm.test") }
     }
 
@@ -86,41 +79,39 @@ impl TestEnv {
     /// Makes the database refuse new connections and drops existing ones, as when the
     /// database server becomes unreachable.
     pub async fn cut_database(&self) {
-        let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url())).await.expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false", self.database)))
-            .execute(&mut conn)
-            .await
-            .expect("disallow");
-        sqlx::query(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-        )
-        .bind(&self.database)
-        .execute(&mut conn)
-        .await
-        .expect("terminate");
-        let _ = conn.close().await;
-    }
-
-    /// Drops the database, closing whatever is still connected to it. Tests keep theirs
-    /// (small, and useful when one fails); benchmarks drop theirs, gigabytes each.
-    pub async fn drop_database(&self) {
-        let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url())).await.expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database)))
-            .execute(&mut conn)
-            .await
-            .expect("drop test database");
-        let _ = conn.close().await;
+        on_server(&[
+            &format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS false", self.database),
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}' AND pid <> pg_backend_pid()",
+                self.database
+            ),
+        ])
+        .await;
     }
 
     /// Undoes [`TestEnv::cut_database`].
     pub async fn restore_database(&self) {
-        let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url())).await.expect("admin");
-        sqlx::query(sqlx::AssertSqlSafe(format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true", self.database)))
-            .execute(&mut conn)
-            .await
-            .expect("allow");
-        let _ = conn.close().await;
+        on_server(&[&format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true", self.database)]).await;
     }
+
+    /// Drops the database, closing whatever is still connected to it. Tests leave theirs
+    /// to `cargo xtask test` (a failed test's rows can be looked at); benchmarks drop
+    /// theirs, gigabytes each.
+    pub async fn drop_database(&self) {
+        on_server(&[&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database)]).await;
+    }
+}
+
+/// Runs administrative `statements` (names made by [`unique`], never input) on the
+/// server's `postgres` database.
+async fn on_server(statements: &[&str]) {
+    let mut conn = PgConnection::connect(&format!("{}/postgres", database_server_url()))
+        .await
+        .expect("the local PostgreSQL must be running (see README)");
+    for statement in statements {
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_string())).execute(&mut conn).await.expect(statement);
+    }
+    let _ = conn.close().await;
 }
 
 /// Polls `check` every 25 ms until it returns true or `timeout` passes.
