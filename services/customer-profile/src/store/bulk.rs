@@ -586,7 +586,7 @@ struct Changes<'a> {
 /// ruled out the plan is a nested loop over the arrays with index look-ups, which is
 /// right at any size for the statements inside. The stored-records read stays outside.
 /// The stretch ends with PostgreSQL's defaults for the rest of the transaction.
-#[must_use = "the write statement or `close` ends the stretch"]
+#[must_use = "the write statement ends the stretch"]
 struct GenericPlans;
 
 /// The settings of a [`GenericPlans`] stretch: (name, inside, after).
@@ -597,28 +597,21 @@ const PLAN_SETTINGS: [(&str, &str, &str); 4] = [
     ("enable_mergejoin", "off", "on"),
 ];
 
-impl GenericPlans {
-    async fn open(tx: &mut PgConnection) -> Result<Self> {
-        set_local(tx, |(name, inside, _)| (name, inside)).await?;
-        Ok(Self)
-    }
-
-    async fn close(self, tx: &mut PgConnection) -> Result<()> {
-        set_local(tx, |(name, _, after)| (name, after)).await
-    }
+/// The names of [`PLAN_SETTINGS`] and their values inside the stretch or after it.
+fn plan_settings(inside: bool) -> ([&'static str; 4], [&'static str; 4]) {
+    (PLAN_SETTINGS.map(|(name, _, _)| name), PLAN_SETTINGS.map(|(_, i, a)| if inside { i } else { a }))
 }
 
-async fn set_local(
-    tx: &mut PgConnection,
-    pick: fn((&'static str, &'static str, &'static str)) -> (&'static str, &'static str),
-) -> Result<()> {
-    let (names, values): (Vec<&str>, Vec<&str>) = PLAN_SETTINGS.into_iter().map(pick).unzip();
-    sqlx::query("SELECT set_config(n, v, true) FROM unnest($1::text[], $2::text[]) AS s(n, v)")
-        .bind(&names)
-        .bind(&values)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+impl GenericPlans {
+    async fn open(tx: &mut PgConnection) -> Result<Self> {
+        let (names, values) = plan_settings(true);
+        sqlx::query("SELECT set_config(n, v, true) FROM unnest($1::text[], $2::text[]) AS s(n, v)")
+            .bind(names.as_slice())
+            .bind(values.as_slice())
+            .execute(&mut *tx)
+            .await?;
+        Ok(Self)
+    }
 }
 
 /// The columns of source records, for `unnest`.
@@ -655,11 +648,9 @@ impl<'a> RecordColumns<'a> {
 }
 
 impl Changes<'_> {
-    /// Writes the run; its last step ends `plans`.
-    async fn write(&self, tx: &mut PgConnection, actor: Option<&str>, plans: GenericPlans) -> Result<()> {
-        if self.founded.is_empty() && self.touched.is_empty() && self.inserted.is_empty() && self.updated.is_empty() {
-            return plans.close(tx).await;
-        }
+    /// Writes the run (never empty: a run with nothing to write returns before the
+    /// stretch opens); its last step ends `_plans`.
+    async fn write(&self, tx: &mut PgConnection, actor: Option<&str>, _plans: GenericPlans) -> Result<()> {
         let founded_ids: Vec<i64> = self.founded.iter().map(|p| p.party_id).collect();
         let founded_numbers: Vec<&str> = self.founded.iter().map(|p| p.customer_number.as_str()).collect();
         let founded_kinds: Vec<&str> = self.kinds.iter().map(|k| super::party_kind_code(*k)).collect();
@@ -681,6 +672,7 @@ impl Changes<'_> {
         let ins = RecordColumns::of(self.inserted);
         let upd = RecordColumns::of(self.updated);
         let h = self.history;
+        let (after_names, after_values) = plan_settings(false);
         // New source keys go without `ON CONFLICT`: under the ECIF lock (or the
         // partition's) nobody else inserts them, and a plain insert skips the
         // speculative-insertion work. The parts touch disjoint rows, so that their
@@ -772,8 +764,8 @@ impl Changes<'_> {
         .bind(&h.id)
         .bind(&h.before)
         .bind(&h.after)
-        .bind(PLAN_SETTINGS.map(|(name, _, _)| name).as_slice())
-        .bind(PLAN_SETTINGS.map(|(_, _, after)| after).as_slice())
+        .bind(after_names.as_slice())
+        .bind(after_values.as_slice())
         .execute(&mut *tx)
         .await?;
         Ok(())

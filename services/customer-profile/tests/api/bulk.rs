@@ -89,6 +89,11 @@ fn validated(load: &[pb::SourceRecord]) -> Vec<ValidatedRecord> {
     load.iter().filter_map(|r| customer_profile::grpc::validate_record(Some(r.clone()), today).ok()).collect()
 }
 
+/// `n` generated records (seed `seed`) that pass validation, encrypted and indexed.
+fn prepared_sample(pii: &PiiCipher, seed: u64, n: usize) -> Vec<PreparedRecord> {
+    validated(&sample::generate(seed, n)).into_iter().map(|v| PreparedRecord::new(pii, v)).collect()
+}
+
 async fn one_by_one(pool: &PgPool, pii: &PiiCipher, batch: &[ValidatedRecord]) -> Vec<UpsertResult> {
     let mut tx = pool.begin().await.unwrap();
     let mut results = Vec::new();
@@ -200,8 +205,7 @@ async fn a_bulk_batch_leaves_exactly_what_applying_its_records_one_by_one_leaves
 async fn a_bulk_batch_that_repeats_a_replay_changes_nothing() {
     let pii = PiiCipher::from_hex(PII_KEY).unwrap();
     let pool = fresh_pool().await;
-    let prepared: Vec<PreparedRecord> =
-        validated(&sample::generate(3, 300)).into_iter().map(|v| PreparedRecord::new(&pii, v)).collect();
+    let prepared = prepared_sample(&pii, 3, 300);
     let first = store::upsert_batch(&pool, &trust(), &pii, &prepared, None, &[]).await.unwrap();
     let before = snapshot(&pool).await;
     let again = store::upsert_batch(&pool, &trust(), &pii, &prepared, None, &[]).await.unwrap();
@@ -226,8 +230,7 @@ async fn planner_settings(tx: &mut sqlx::PgConnection) -> Vec<String> {
 async fn a_batch_hands_its_transaction_back_with_the_default_planner_settings() {
     let pii = PiiCipher::from_hex(PII_KEY).unwrap();
     let pool = fresh_pool().await;
-    let prepared: Vec<PreparedRecord> =
-        validated(&sample::generate(5, 60)).into_iter().map(|v| PreparedRecord::new(&pii, v)).collect();
+    let prepared = prepared_sample(&pii, 5, 60);
     let mut tx = pool.begin().await.unwrap();
     let defaults = planner_settings(&mut tx).await;
     assert!(defaults.contains(&"plan_cache_mode=auto".to_string()), "{defaults:?}");
