@@ -1,3 +1,136 @@
 //! Cross-service flows: several services started in one process, each with its own
 //! database, sharing one exchange on the real local RabbitMQ, talking over real gRPC.
-//! The flows live in `tests/flows`.
+//!
+//! [`TestPlatform`] is the one harness every cross-service test starts from: identity
+//! and customer-profile on free ports, wired to each other (customer-profile verifies
+//! identity's tokens with keys fetched over gRPC and follows its events). The flows
+//! live in `tests/flows`, the checks from other languages' clients in
+//! `tests/other_languages`, the trace checks in `tests/traces`.
+
+use crm_platform::grpc::client::BearerToken;
+use crm_platform::testing::TestEnv;
+use crm_proto::crm::customer::v1 as cpb;
+use crm_proto::crm::identity::v1 as ipb;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// A customer-profile client that sends a fixed token.
+pub type Customers = cpb::customer_service_client::CustomerServiceClient<InterceptedService<Channel, BearerToken>>;
+/// An identity administration client that sends a fixed token.
+pub type Admin = ipb::identity_admin_service_client::IdentityAdminServiceClient<InterceptedService<Channel, BearerToken>>;
+
+/// Password of the first administrator (`admin`) of every test platform.
+pub const ADMIN_PASSWORD: &str = "Bootstrap-Root-2026!";
+/// Key-encryption key of identity in tests.
+pub const KEK: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+/// PII master key of customer-profile in tests.
+pub const PII_KEY: &str = "8f2c0b5e3a7d41c69e0f1b2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
+
+/// identity and customer-profile, running in this process until [`TestPlatform::stop`].
+#[derive(Debug)]
+pub struct TestPlatform {
+    /// A channel to identity.
+    pub identity: Channel,
+    /// A channel to customer-profile.
+    pub customers: Channel,
+    /// identity's port.
+    pub identity_port: u16,
+    /// customer-profile's port.
+    pub customers_port: u16,
+    /// The exchange both services publish to and consume from.
+    pub exchange: String,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A test failure while starting the platform: tests unwrap it.
+pub type StartError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn channel(port: u16) -> Result<Channel, StartError> {
+    Ok(Channel::from_shared(format!("http://127.0.0.1:{port}"))?.connect().await?)
+}
+
+impl TestPlatform {
+    /// Starts identity and customer-profile on free ports with their own databases and
+    /// one shared exchange.
+    pub async fn start() -> Result<Self, StartError> {
+        Self::start_with(&[], &[]).await
+    }
+
+    /// Like [`TestPlatform::start`], with extra settings (short keys such as
+    /// `telemetry.log_filter`) for identity and for customer-profile.
+    pub async fn start_with(identity_extra: &[(&str, &str)], customers_extra: &[(&str, &str)]) -> Result<Self, StartError> {
+        let id_env = TestEnv::new("identity").await;
+        let mut vars = vec![
+            ("identity.key_encryption_key", KEK),
+            ("identity.bootstrap.admin_password", ADMIN_PASSWORD),
+            ("identity.argon2.memory_kib", "256"),
+            ("identity.argon2.iterations", "1"),
+            ("auth.revocation_poll_ms", "200"),
+        ];
+        vars.extend_from_slice(identity_extra);
+        let settings = identity::Settings::load_from(id_env.vars(&vars))?;
+        let id_app = identity::Application::build(settings).await?;
+        let identity_port = id_app.port();
+        let (id_stop, id_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(id_app.run_until_stopped(async {
+            let _ = id_stopped.await;
+        }));
+
+        let cp_env = TestEnv::new("customer-profile").await;
+        let endpoint = format!("http://127.0.0.1:{identity_port}");
+        let mut vars = vec![
+            ("customer.pii_key", PII_KEY),
+            ("messaging.exchange", id_env.exchange.as_str()),
+            ("auth.identity_endpoint", endpoint.as_str()),
+            ("auth.revocation_poll_ms", "200"),
+            ("auth.key_refresh_min_interval_ms", "0"),
+        ];
+        vars.extend_from_slice(customers_extra);
+        let settings = customer_profile::Settings::load_from(cp_env.vars(&vars))?;
+        let cp_app = customer_profile::Application::build(settings).await?;
+        let customers_port = cp_app.port();
+        let (cp_stop, cp_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(cp_app.run_until_stopped(async {
+            let _ = cp_stopped.await;
+        }));
+        Ok(Self {
+            identity: channel(identity_port).await?,
+            customers: channel(customers_port).await?,
+            identity_port,
+            customers_port,
+            exchange: id_env.exchange,
+            stops: vec![id_stop, cp_stop],
+        })
+    }
+
+    /// Logs in through identity and returns the access token.
+    pub async fn login(&self, login: &str, password: &str) -> Result<String, tonic::Status> {
+        let mut auth = ipb::auth_service_client::AuthServiceClient::new(self.identity.clone());
+        let tokens = auth.login(ipb::LoginRequest { login: login.into(), password: password.into() }).await?;
+        tokens.into_inner().tokens.map(|t| t.access_token).ok_or_else(|| tonic::Status::internal("no tokens"))
+    }
+
+    /// identity's administration API as the holder of `token`.
+    pub fn admin(&self, token: &str) -> Admin {
+        ipb::identity_admin_service_client::IdentityAdminServiceClient::with_interceptor(
+            self.identity.clone(),
+            bearer(token),
+        )
+    }
+
+    /// customer-profile's API as the holder of `token`.
+    pub fn customers(&self, token: &str) -> Customers {
+        cpb::customer_service_client::CustomerServiceClient::with_interceptor(self.customers.clone(), bearer(token))
+    }
+
+    /// Stops both services (they drain and close their connections).
+    pub fn stop(self) {
+        for stop in self.stops {
+            let _ = stop.send(());
+        }
+    }
+}
+
+fn bearer(token: &str) -> BearerToken {
+    BearerToken::new(token).expect("a token issued by identity is a header value")
+}

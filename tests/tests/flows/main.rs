@@ -6,97 +6,14 @@
 
 use std::time::Duration;
 
-use crm_platform::grpc::client::BearerToken;
-use crm_platform::testing::{TestEnv, eventually};
+use crm_platform::testing::eventually;
 use crm_proto::crm::customer::v1 as cpb;
 use crm_proto::crm::identity::v1 as ipb;
+use crm_system_tests::{ADMIN_PASSWORD, Admin, Customers, TestPlatform};
 use customer_profile::domain::id::resident_id_check_char;
 use tonic::Code;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
-type Customers = cpb::customer_service_client::CustomerServiceClient<InterceptedService<Channel, BearerToken>>;
-type Admin = ipb::identity_admin_service_client::IdentityAdminServiceClient<InterceptedService<Channel, BearerToken>>;
-
-const ADMIN_PASSWORD: &str = "Bootstrap-Root-2026!";
 const PASSWORD: &str = "Teller-Window-42";
-const KEK: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-const PII_KEY: &str = "8f2c0b5e3a7d41c69e0f1b2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
-
-struct Platform {
-    identity: Channel,
-    customers: Channel,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
-}
-
-async fn channel(port: u16) -> Channel {
-    Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap()
-}
-
-/// identity and customer-profile on free ports, own databases, one shared exchange.
-async fn start() -> Platform {
-    let id_env = TestEnv::new("identity").await;
-    let settings = identity::Settings::load_from(id_env.vars(&[
-        ("identity.key_encryption_key", KEK),
-        ("identity.bootstrap.admin_password", ADMIN_PASSWORD),
-        ("identity.argon2.memory_kib", "256"),
-        ("identity.argon2.iterations", "1"),
-        ("auth.revocation_poll_ms", "200"),
-    ]))
-    .unwrap();
-    let id_app = identity::Application::build(settings).await.unwrap();
-    let id_port = id_app.port();
-    let (id_stop, id_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(id_app.run_until_stopped(async {
-        let _ = id_stopped.await;
-    }));
-
-    let cp_env = TestEnv::new("customer-profile").await;
-    let endpoint = format!("http://127.0.0.1:{id_port}");
-    let settings = customer_profile::Settings::load_from(cp_env.vars(&[
-        ("customer.pii_key", PII_KEY),
-        ("messaging.exchange", &id_env.exchange),
-        ("auth.identity_endpoint", &endpoint),
-        ("auth.revocation_poll_ms", "200"),
-        ("auth.key_refresh_min_interval_ms", "0"),
-    ]))
-    .unwrap();
-    let cp_app = customer_profile::Application::build(settings).await.unwrap();
-    let cp_port = cp_app.port();
-    let (cp_stop, cp_stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(cp_app.run_until_stopped(async {
-        let _ = cp_stopped.await;
-    }));
-    Platform { identity: channel(id_port).await, customers: channel(cp_port).await, stops: vec![id_stop, cp_stop] }
-}
-
-impl Platform {
-    async fn login(&self, login: &str, password: &str) -> Result<String, tonic::Status> {
-        let mut auth = ipb::auth_service_client::AuthServiceClient::new(self.identity.clone());
-        let tokens = auth.login(ipb::LoginRequest { login: login.into(), password: password.into() }).await?;
-        Ok(tokens.into_inner().tokens.unwrap().access_token)
-    }
-
-    async fn admin(&self, token: &str) -> Admin {
-        ipb::identity_admin_service_client::IdentityAdminServiceClient::with_interceptor(
-            self.identity.clone(),
-            BearerToken::new(token).unwrap(),
-        )
-    }
-
-    fn customers(&self, token: &str) -> Customers {
-        cpb::customer_service_client::CustomerServiceClient::with_interceptor(
-            self.customers.clone(),
-            BearerToken::new(token).unwrap(),
-        )
-    }
-
-    fn stop(self) {
-        for stop in self.stops {
-            let _ = stop.send(());
-        }
-    }
-}
 
 fn person(id: &str, id_number: &str, name: &str, phone: &str) -> cpb::SourceRecord {
     cpb::SourceRecord {
@@ -143,8 +60,8 @@ async fn user(admin: &mut Admin, login: &str, org: &str, role: &str) -> String {
 /// shut out everywhere.
 #[tokio::test]
 async fn identity_tokens_scopes_org_moves_and_revocations_govern_customer_profile() {
-    let platform = start().await;
-    let mut admin = platform.admin(&platform.login("admin", ADMIN_PASSWORD).await.unwrap()).await;
+    let platform = TestPlatform::start().await.unwrap();
+    let mut admin = platform.admin(&platform.login("admin", ADMIN_PASSWORD).await.unwrap());
     for (org, parent) in [("BJ", "HO"), ("BJ01", "BJ"), ("SH", "HO")] {
         admin
             .create_org(ipb::CreateOrgRequest { org_id: org.into(), name: org.into(), parent_org_id: parent.into() })
