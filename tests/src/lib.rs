@@ -17,7 +17,8 @@ use tonic::transport::Channel;
 /// A customer-profile client that sends a fixed token.
 pub type Customers = cpb::customer_service_client::CustomerServiceClient<InterceptedService<Channel, BearerToken>>;
 /// An identity administration client that sends a fixed token.
-pub type Admin = ipb::identity_admin_service_client::IdentityAdminServiceClient<InterceptedService<Channel, BearerToken>>;
+pub type Admin =
+    ipb::identity_admin_service_client::IdentityAdminServiceClient<InterceptedService<Channel, BearerToken>>;
 
 /// Password of the first administrator (`admin`) of every test platform.
 pub const ADMIN_PASSWORD: &str = "Bootstrap-Root-2026!";
@@ -58,7 +59,10 @@ impl TestPlatform {
 
     /// Like [`TestPlatform::start`], with extra settings (short keys such as
     /// `telemetry.log_filter`) for identity and for customer-profile.
-    pub async fn start_with(identity_extra: &[(&str, &str)], customers_extra: &[(&str, &str)]) -> Result<Self, StartError> {
+    pub async fn start_with(
+        identity_extra: &[(&str, &str)],
+        customers_extra: &[(&str, &str)],
+    ) -> Result<Self, StartError> {
         let id_env = TestEnv::new("identity").await;
         let mut vars = vec![
             ("identity.key_encryption_key", KEK),

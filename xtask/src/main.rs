@@ -1,18 +1,27 @@
 //! The dev runner, following the `cargo xtask` convention (`cargo xtask <command>`).
 //!
-//! - `up`: creates each service's database, migrates, starts every service in
-//!   `services/` against the local PostgreSQL and RabbitMQ, waits for health, prints the
-//!   endpoints and stays in the foreground until Ctrl-C, then stops them cleanly.
+//! - `up`: builds every service in `services/` and starts each against the local
+//!   PostgreSQL and RabbitMQ with this checkout's development secrets, databases and
+//!   exchange (generated and named in [`dev`]; the services create and migrate their
+//!   databases), waits until every one is SERVING, prints the endpoints and stays in the
+//!   foreground until Ctrl-C, then stops them cleanly. If a service cannot start, is not
+//!   SERVING within a minute, or exits (during start-up or later), it stops every
+//!   service it started and exits non-zero naming the service and its log
+//!   (`.dev/log/<service>.log`); see [`supervise`].
+//! - `reset`: drops this checkout's development databases and exchange and deletes
+//!   `.dev/`, so that the next `up` starts from new secrets and empty databases.
 //! - `test`: the whole test suite (the README's test command): every test in the
 //!   workspace, then, alone, the tests that restart the shared broker.
 //! - `sample`: loads a generated sample of source records into a running
 //!   customer-profile (see README).
 
+mod dev;
 mod sample;
+mod supervise;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
 
 /// Fixed local ports, so that README commands and other services' settings stay
 /// valid as services are added; a service not listed gets a port from 50060 on.
@@ -57,128 +66,145 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     if status.success() { Ok(()) } else { Err(format!("{cmd:?} failed with {status}")) }
 }
 
-/// Settings that are secrets in production and that `up` generates once per checkout
-/// (kept in `.dev/`, which git ignores), so that data written in one session can be
-/// read in the next.
-/// Each is a 64-hex-digit key except identity's first administrator password, which
-/// must pass the password policy (see [`dev_secret`]).
-const DEV_SECRETS: [(&str, &str); 3] = [
-    ("customer-profile", "customer.pii_key"),
-    ("identity", "identity.key_encryption_key"),
-    ("identity", ADMIN_PASSWORD_KEY),
-];
-
-/// Login of identity's first administrator in development (the service's default).
-const DEV_ADMIN_LOGIN: &str = "admin";
-/// The setting holding that administrator's password.
-const ADMIN_PASSWORD_KEY: &str = "identity.bootstrap.admin_password";
-
-/// Where `up` keeps a development secret.
-fn dev_secret_path(service: &str, key: &str) -> PathBuf {
-    workspace_root().join(".dev").join(format!("{service}.{key}"))
+/// Where cargo builds: `CARGO_TARGET_DIR` (relative to the workspace root, where `up`
+/// runs cargo) or `target/`.
+fn target_dir() -> PathBuf {
+    workspace_root().join(std::env::var_os("CARGO_TARGET_DIR").unwrap_or_else(|| "target".into()))
 }
 
-fn dev_secret(service: &str, key: &str) -> Result<String, String> {
-    let path = dev_secret_path(service, key);
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Ok(existing.trim().to_string());
-    }
-    let mut bytes = [0u8; 32];
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    // A password needs upper case and a symbol too (identity's password policy).
-    let value = if key == ADMIN_PASSWORD_KEY { format!("Dev-{}!", &hex[..20]) } else { hex };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    }
-    std::fs::write(&path, &value).map_err(|e| e.to_string())?;
-    Ok(value)
-}
+/// How long `up` waits for every service to be SERVING.
+const READY_WITHIN: Duration = Duration::from_secs(60);
+/// How long `up` gives a service to shut down cleanly before it kills it.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
-/// The development administrator's password, as `up` generated it.
-fn dev_admin_password() -> Result<String, String> {
-    std::fs::read_to_string(dev_secret_path("identity", ADMIN_PASSWORD_KEY))
-        .map(|p| p.trim().to_string())
-        .map_err(|e| format!("no development admin password in .dev/ (run `cargo xtask up` first): {e}"))
-}
-
-fn env_for(service: &str, port: u16) -> Result<Vec<(String, String)>, String> {
-    let prefix = crm_platform::config::env_prefix(service);
-    let db = format!("crm_{}", service.replace('-', "_"));
-    let pg = std::env::var("CRM_DEV_DATABASE_SERVER").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let amqp = std::env::var("CRM_DEV_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+/// A service's settings in development: this checkout's database and exchange (see
+/// [`dev`]), the local broker, a fixed port and the service's secrets.
+fn env_for(service: &str, port: u16, secrets: &dev::Secrets) -> Vec<(String, String)> {
+    let names = secrets.names();
+    let var = |key: &str| crm_platform::config::env_var_for(service, key);
     let mut env = vec![
-        (format!("{prefix}__DATABASE__URL"), format!("{pg}/{db}")),
-        (format!("{prefix}__DATABASE__CREATE_IF_MISSING"), "true".into()),
-        (format!("{prefix}__MESSAGING__URL"), amqp),
-        (format!("{prefix}__GRPC__HOST"), "127.0.0.1".into()),
-        (format!("{prefix}__GRPC__PORT"), port.to_string()),
+        (var("database.url"), format!("{}/{}", dev::database_server(), names.database(service))),
+        (var("database.create_if_missing"), "true".into()),
+        (var("messaging.url"), dev::amqp_url()),
+        (var("messaging.exchange"), names.exchange()),
+        (var("messaging.queue_prefix"), names.queue_prefix()),
+        (var("grpc.host"), "127.0.0.1".into()),
+        (var("grpc.port"), port.to_string()),
     ];
-    for (_, key) in DEV_SECRETS.iter().filter(|(s, _)| *s == service) {
-        env.push((crm_platform::config::env_var_for(service, key), dev_secret(service, key)?));
+    env.extend(secrets.of(service).map(|(key, value)| (var(key), value.to_string())));
+    env
+}
+
+/// Fails when a port `up` needs is taken, e.g. by another checkout's `up`: a service
+/// on it would answer the health checks meant for ours.
+fn check_ports_free(ports: &[(String, u16)]) -> Result<(), String> {
+    for (service, port) in ports {
+        if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", *port)) {
+            return Err(format!(
+                "port {port} ({service}) is not free: {e}; another `cargo xtask up` may be running \
+                 (`ss -ltnp 'sport = :{port}'` shows which process has it)"
+            ));
+        }
     }
-    Ok(env)
+    Ok(())
+}
+
+/// Resolves on Ctrl-C, SIGTERM or SIGHUP (terminal closed).
+async fn stop_requested() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (term, hup) = (signal(SignalKind::terminate()), signal(SignalKind::hangup()));
+    let wait_for = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+        match s {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = wait_for(term) => {}
+        () = wait_for(hup) => {}
+    }
 }
 
 async fn up() -> Result<(), String> {
     let services = services();
+    let ports: Vec<(String, u16)> = services.iter().enumerate().map(|(i, s)| (s.clone(), port_of(s, i))).collect();
+    check_ports_free(&ports)?;
+    let secrets = dev::Secrets::ensure()?;
+    let names = secrets.names();
     let mut build = cargo();
     build.arg("build");
     for s in &services {
         build.args(["-p", s]);
     }
     run(&mut build)?;
-    let bin_dir = workspace_root().join("target/debug");
-    let mut children: Vec<(String, u16, Child)> = Vec::new();
-    for (i, service) in services.iter().enumerate() {
-        let port = port_of(service, i);
-        let child = Command::new(bin_dir.join(service))
-            .envs(env_for(service, port)?)
-            .stdin(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {service}: {e}"))?;
-        children.push((service.clone(), port, child));
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for (service, port, child) in &mut children {
-        let endpoint = format!("http://127.0.0.1:{port}");
-        loop {
-            if crm_platform::grpc::health::check(&endpoint, "", Duration::from_secs(1)).await.unwrap_or(false) {
-                break;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(format!("{service} exited during start-up with {status}"));
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{service} did not become healthy within 60 s"));
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    let bin_dir = target_dir().join("debug");
+    let launches = ports
+        .iter()
+        .map(|(service, port)| {
+            let mut command = Command::new(bin_dir.join(service));
+            command.envs(env_for(service, *port, &secrets));
+            supervise::Launch { name: service.clone(), command }
+        })
+        .collect();
+    let supervision = supervise::Supervision {
+        ready_within: READY_WITHIN,
+        poll: Duration::from_millis(200),
+        stop_grace: STOP_GRACE,
+        echo: true,
+    };
+    let ready = |service: &str| {
+        let port = ports.iter().find(|(s, _)| s == service).map(|(_, p)| *p).unwrap_or_default();
+        async move {
+            let endpoint = format!("http://127.0.0.1:{port}");
+            crm_platform::grpc::health::check(&endpoint, "", Duration::from_secs(1)).await.unwrap_or(false)
         }
-    }
+    };
+    let log_dir = dev::log_dir();
+    let explain = |failure: supervise::Failure| {
+        format!(
+            "{failure}\nevery service's output is in {}/\nto start over from new secrets and empty databases: \
+             `cargo xtask reset`, then `cargo xtask up`",
+            log_dir.display()
+        )
+    };
+    // Cancelling the start-up (Ctrl-C) drops what it started, which stops it.
+    let mut started = tokio::select! {
+        started = supervise::start(launches, &log_dir, &supervision, ready) => started.map_err(explain)?,
+        () = stop_requested() => {
+            println!("\nstart-up interrupted; every service started is stopped");
+            return Ok(());
+        }
+    };
     println!("\nCRM platform is up (Ctrl-C stops it):");
-    for (service, port, _) in &children {
+    for (service, port) in &ports {
         println!("  {service:<20} grpc://127.0.0.1:{port}   (grpcurl -plaintext 127.0.0.1:{port} list)");
     }
-    if children.iter().any(|(service, _, _)| service == "identity") {
+    if started.names().any(|service| service == "identity") {
         println!(
-            "  administrator        login `{DEV_ADMIN_LOGIN}`, password in {}",
-            dev_secret_path("identity", ADMIN_PASSWORD_KEY).display()
+            "  administrator        login `{}`, password in {}",
+            dev::DEV_ADMIN_LOGIN,
+            dev::admin_password_path().display()
         );
     }
+    println!("  logs                 {}/<service>.log", log_dir.display());
+    println!(
+        "  data                 databases {}<service>, exchange {}, queues {}*,",
+        names.database_prefix(),
+        names.exchange(),
+        names.queue_prefix()
+    );
+    println!("                       all tied to the secrets in .dev/ (`cargo xtask reset` drops them and .dev/)");
     println!("  RabbitMQ management  http://127.0.0.1:15672 (guest/guest), if the plugin is enabled");
     println!("  traces               set OTEL_EXPORTER_OTLP_ENDPOINT before `up` to export them\n");
-    let _ = tokio::signal::ctrl_c().await;
+    started.run_until(stop_requested()).await.map_err(explain)?;
     println!("\nstopping…");
-    for (_, _, child) in &children {
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-    }
-    for (service, _, child) in &mut children {
-        match child.wait() {
-            Ok(status) => println!("  {service} stopped ({status})"),
-            Err(e) => println!("  {service}: {e}"),
+    for stopped in started.stop() {
+        match stopped.status {
+            Ok(status) => println!("  {} (pid {}) stopped ({status})", stopped.name, stopped.pid),
+            Err(e) => println!("  {} (pid {}): {e}", stopped.name, stopped.pid),
         }
     }
     Ok(())
@@ -201,12 +227,69 @@ async fn drop_test_databases() -> Result<(), String> {
     Ok(())
 }
 
+/// Names of the broker's queues or exchanges (`what`) that tests declared, read with
+/// `rabbitmqctl` (AMQP cannot list them); empty when `rabbitmqctl` is not on this
+/// machine (a remote test broker), with a note.
+fn test_broker_objects(what: &str) -> Vec<String> {
+    let listed = Command::new("timeout").args(["60", "rabbitmqctl", "-q", what, "name"]).output();
+    match listed {
+        Ok(out) if out.status.success() => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|name| name.starts_with("crm.test_"))
+            .map(str::to_string)
+            .collect(),
+        _ => {
+            eprintln!("xtask: could not list the broker's {what} with rabbitmqctl; test leftovers stay on the broker");
+            Vec::new()
+        }
+    }
+}
+
+/// Deletes the queues and exchanges earlier test runs left on the broker. Each test
+/// declares its own (a fresh exchange, a queue prefix): left alone they add up to
+/// thousands, which the broker must recover on every restart.
+async fn drop_test_queues() -> Result<(), String> {
+    let (queues, exchanges) = (test_broker_objects("list_queues"), test_broker_objects("list_exchanges"));
+    if queues.is_empty() && exchanges.is_empty() {
+        return Ok(());
+    }
+    let url = crm_platform::testing::amqp_url();
+    let deleted = tokio::time::timeout(Duration::from_secs(120), delete_on_broker(&url, &queues, &exchanges)).await;
+    deleted.map_err(|_| format!("RabbitMQ at {url} did not delete the test queues within 120 s"))??;
+    println!("xtask: deleted {} test queues and {} test exchanges", queues.len(), exchanges.len());
+    Ok(())
+}
+
+async fn delete_on_broker(url: &str, queues: &[String], exchanges: &[String]) -> Result<(), String> {
+    let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .map_err(|e| format!("RabbitMQ at {url}: {e}"))?;
+    let channel = connection.create_channel().await.map_err(|e| e.to_string())?;
+    for queue in queues {
+        channel
+            .queue_delete(queue.as_str().into(), lapin::options::QueueDeleteOptions::default())
+            .await
+            .map_err(|e| format!("deleting queue {queue}: {e}"))?;
+    }
+    for exchange in exchanges {
+        channel
+            .exchange_delete(exchange.as_str().into(), lapin::options::ExchangeDeleteOptions::default())
+            .await
+            .map_err(|e| format!("deleting exchange {exchange}: {e}"))?;
+    }
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
+
 async fn test(extra: &[String]) -> Result<(), String> {
     drop_test_databases().await?;
+    drop_test_queues().await?;
     run(cargo().args(["test", "--workspace", "--locked"]).args(extra))?;
     // Tests that restart the shared broker run alone, after everything else.
     run(cargo().args(["test", "--workspace", "--locked"]).args(extra).args(["--", "--ignored", "--test-threads=1"]))?;
-    drop_test_databases().await
+    drop_test_databases().await?;
+    drop_test_queues().await
 }
 
 #[tokio::main]
@@ -216,7 +299,8 @@ async fn main() -> ExitCode {
         Some("up") => up().await,
         Some("test") => test(&args[1..]).await,
         Some("sample") => sample::run(&args[1..]).await,
-        _ => Err("usage: cargo xtask <up|test|sample [--endpoint URL] [--identity URL] [--records N]>".into()),
+        Some("reset") => dev::reset().await,
+        _ => Err("usage: cargo xtask <up|reset|test|sample [--endpoint URL] [--identity URL] [--records N]>".into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

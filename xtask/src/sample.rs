@@ -64,9 +64,9 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot reach identity at {identity} (is `cargo xtask up` running?): {e}"))?;
     let tokens = auth
-        .login(id::LoginRequest { login: crate::DEV_ADMIN_LOGIN.into(), password: crate::dev_admin_password()? })
+        .login(id::LoginRequest { login: crate::dev::DEV_ADMIN_LOGIN.into(), password: crate::dev::admin_password()? })
         .await
-        .map_err(|e| format!("cannot log in as `{}`: {}", crate::DEV_ADMIN_LOGIN, e.message()))?
+        .map_err(|e| format!("cannot log in as `{}`: {}", crate::dev::DEV_ADMIN_LOGIN, e.message()))?
         .into_inner()
         .tokens
         .unwrap_or_default();

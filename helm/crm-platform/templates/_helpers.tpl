@@ -114,6 +114,7 @@ may override the chart's values (the schema refuses the keys the chart must own)
 {{- $_ := set $d (printf "%s__DATABASE__MIGRATE_ON_START" $p) "false" -}}
 {{- $_ := set $d (printf "%s__DATABASE__CREATE_IF_MISSING" $p) ($s.database.createIfMissing | toString) -}}
 {{- $_ := set $d (printf "%s__MESSAGING__EXCHANGE" $p) .root.Values.messaging.exchange -}}
+{{- $_ := set $d (printf "%s__MESSAGING__QUEUE_TYPE" $p) .root.Values.messaging.queueType -}}
 {{- $_ := set $d (printf "%s__MESSAGING__PREFETCH" $p) ($s.messaging.prefetch | int64 | toString) -}}
 {{- $_ := set $d (printf "%s__TELEMETRY__LOG_FORMAT" $p) $t.logFormat -}}
 {{- $_ := set $d (printf "%s__TELEMETRY__LOG_FILTER" $p) $t.logFilter -}}

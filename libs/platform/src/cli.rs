@@ -58,6 +58,9 @@ pub async fn main<S: Service>() -> ExitCode {
         }
     };
     let platform = S::platform(&settings);
+    // Named on statement spans; a URL that does not parse fails later, where it is used.
+    let database = crate::db::connect_options(&platform.database).ok();
+    let database = database.as_ref().and_then(|o| o.get_database());
     match command.as_str() {
         "healthcheck" => {
             let endpoint = format!("http://127.0.0.1:{}", platform.grpc.port);
@@ -67,7 +70,7 @@ pub async fn main<S: Service>() -> ExitCode {
             }
         }
         "migrate" | "" | "serve" => {
-            let telemetry = match crate::telemetry::init(S::NAME, S::VERSION, &platform.telemetry) {
+            let telemetry = match crate::telemetry::init(S::NAME, S::VERSION, &platform.telemetry, database) {
                 Ok(t) => t,
                 Err(e) => {
                     eprintln!("{}: {e}", S::NAME);
@@ -101,7 +104,7 @@ pub async fn main<S: Service>() -> ExitCode {
                 );
                 return ExitCode::from(2);
             };
-            let telemetry = match crate::telemetry::init(S::NAME, S::VERSION, &platform.telemetry) {
+            let telemetry = match crate::telemetry::init(S::NAME, S::VERSION, &platform.telemetry, database) {
                 Ok(t) => t,
                 Err(e) => {
                     eprintln!("{}: {e}", S::NAME);

@@ -21,6 +21,9 @@ request_timeout_ms = 10000
 concurrency_limit = 1024
 shutdown_grace_ms = 20000
 health_interval_ms = 2000
+stream_window_bytes = 32768
+connection_window_bytes = 16777216
+max_concurrent_streams = 200
 
 [database]
 max_connections = 10
@@ -36,6 +39,7 @@ retry_backoff_ms = 1000
 relay_batch_size = 500
 relay_poll_ms = 500
 queue_prefix = ""
+queue_type = "quorum"
 
 [telemetry]
 log_format = "human"
@@ -172,6 +176,16 @@ pub struct GrpcSettings {
     pub shutdown_grace_ms: u64,
     /// How often the health service re-checks the database and the broker.
     pub health_interval_ms: u64,
+    /// HTTP/2 flow-control window of each call: what a client may send ahead of what
+    /// the handler has read. Kept small so that a stalled stream of small messages
+    /// holds little (see `grpc::server`'s module doc for why this, not the connection
+    /// window, keeps fast clients from being cut off).
+    pub stream_window_bytes: u32,
+    /// HTTP/2 flow-control window of a connection, over all its calls. The server
+    /// allows half of it as buffering overhead of small DATA frames.
+    pub connection_window_bytes: u32,
+    /// Calls a client may have open at once on one connection.
+    pub max_concurrent_streams: u32,
 }
 
 impl GrpcSettings {
@@ -180,7 +194,20 @@ impl GrpcSettings {
         v.check(!self.host.trim().is_empty(), "grpc.host", "must not be empty")?;
         v.check(self.request_timeout_ms > 0, "grpc.request_timeout_ms", "must be positive")?;
         v.check(self.concurrency_limit > 0, "grpc.concurrency_limit", "must be positive")?;
-        v.check(self.health_interval_ms > 0, "grpc.health_interval_ms", "must be positive")
+        v.check(self.health_interval_ms > 0, "grpc.health_interval_ms", "must be positive")?;
+        // RFC 9113: windows are 31-bit; a stream window under 1 KiB stalls every call.
+        const MAX_WINDOW: u32 = (1 << 31) - 1;
+        v.check(
+            (1024..=MAX_WINDOW).contains(&self.stream_window_bytes),
+            "grpc.stream_window_bytes",
+            "must be from 1024 to 2^31-1",
+        )?;
+        v.check(
+            (self.stream_window_bytes..=MAX_WINDOW).contains(&self.connection_window_bytes),
+            "grpc.connection_window_bytes",
+            "must be at least grpc.stream_window_bytes and at most 2^31-1",
+        )?;
+        v.check(self.max_concurrent_streams > 0, "grpc.max_concurrent_streams", "must be positive")
     }
 
     /// Per-call timeout.
@@ -244,6 +271,59 @@ pub struct MessagingSettings {
     /// Put before every queue name; empty in production. Lets several deployments (or
     /// parallel tests) share one broker without competing for each other's messages.
     pub queue_prefix: String,
+    /// The type of every queue a consumer declares. A queue's type is fixed when it is
+    /// first declared (see [`crate::messaging::consumer`] for changing it).
+    pub queue_type: QueueType,
+}
+
+/// How the broker keeps a queue's messages (`messaging.queue_type`).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum QueueType {
+    /// Replicated over the nodes of a RabbitMQ cluster (Raft): a queue and its messages
+    /// survive the loss of a minority of the nodes.
+    #[default]
+    Quorum,
+    /// Held by one node: its messages are unavailable while that node is down and
+    /// lost with its disk. For a single-node broker, or for queues declared classic
+    /// before quorum became the default.
+    Classic,
+}
+
+impl QueueType {
+    /// The value of the `x-queue-type` queue argument.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Quorum => "quorum",
+            QueueType::Classic => "classic",
+        }
+    }
+}
+
+impl std::str::FromStr for QueueType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "quorum" => Ok(QueueType::Quorum),
+            "classic" => Ok(QueueType::Classic),
+            other => Err(format!("`{other}` is not a queue type: expected `quorum` or `classic`")),
+        }
+    }
+}
+
+impl TryFrom<String> for QueueType {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl std::fmt::Display for QueueType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl MessagingSettings {
@@ -436,6 +516,25 @@ mod tests {
         let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
         let err = s.validate("demo").unwrap_err().to_string();
         assert!(err.contains("messaging.prefetch") && err.contains("CRM_DEMO__MESSAGING__PREFETCH"), "{err}");
+    }
+
+    #[test]
+    fn queues_are_quorum_queues_unless_configured_classic() {
+        let s: PlatformSettings = load_from("demo", "", env(REQUIRED)).expect("loads");
+        assert_eq!(s.messaging.queue_type, QueueType::Quorum);
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__MESSAGING__QUEUE_TYPE", "classic")]));
+        let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
+        assert_eq!(s.messaging.queue_type, QueueType::Classic);
+        s.validate("demo").expect("valid");
+    }
+
+    #[test]
+    fn an_unknown_queue_type_names_its_key_and_the_accepted_values() {
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__MESSAGING__QUEUE_TYPE", "mirrored")]));
+        let err = load_from::<PlatformSettings>("demo", "", vars).unwrap_err().to_string();
+        assert!(err.contains("messaging.queue_type") && err.contains("quorum") && err.contains("classic"), "{err}");
     }
 
     #[test]

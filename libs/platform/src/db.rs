@@ -9,6 +9,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 use crate::config::DatabaseSettings;
 use crate::error::PlatformError;
+use crate::sqlstate::DbFailure;
 
 /// The kit's own tables (outbox, inbox), migrated into the `crm_kit` schema with their
 /// own history table so that they version independently of each service's tables.
@@ -57,7 +58,7 @@ pub async fn create_database_if_missing(options: &PgConnectOptions) -> Result<()
         match sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{quoted}\""))).execute(&mut admin).await {
             Ok(_) => tracing::info!(database = %name, "created database"),
             // Two replicas starting together may race; the loser finds it created.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+            Err(e) if DbFailure::of(&e) == DbFailure::DuplicateDatabase => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -14,6 +14,8 @@
 //! - [`telemetry`]: logs, OTLP traces, W3C trace context over gRPC and AMQP.
 //! - [`grpc`]: server, health, clients.
 //! - [`db`]: PostgreSQL pool, database creation, migrations.
+//! - [`sqlstate`]: database errors by name, their error code and whether to retry.
+//! - [`paging`]: the page size rule and page token of every list RPC.
 //! - [`messaging`]: outbox, relay, consumers, CloudEvents envelope.
 //! - [`error`]: error codes and the one mapping to `tonic::Status`.
 //! - [`runtime`]: start-up and ordered shutdown.
@@ -28,8 +30,10 @@ pub mod db;
 pub mod error;
 pub mod grpc;
 pub mod messaging;
+pub mod paging;
 pub mod runtime;
 pub mod shutdown;
+pub mod sqlstate;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -10,7 +10,8 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
 use tonic_health::server::HealthReporter;
 
 use crate::auth::revocation::RevocationHandler;
@@ -18,6 +19,7 @@ use crate::auth::{AuthLayer, IdentityKeys, KeySource, Policy, Verifier};
 use crate::config::PlatformSettings;
 use crate::error::PlatformError;
 use crate::grpc::client::ClientSettings;
+use crate::grpc::server::ServedServices;
 use crate::messaging::{Broker, Consumer, ConsumerConfig, OutboxRelay};
 
 /// A background task of a service (a consumer), started with the token that stops it.
@@ -35,7 +37,9 @@ pub struct ServiceRuntime {
     pub broker: Broker,
     listener: TcpListener,
     health: HealthReporter,
-    base_routes: Routes,
+    /// Health, then the service's own servers as they are added.
+    routes: RoutesBuilder,
+    served: ServedServices,
     /// Set by [`ServiceRuntime::protect`]; every service but a test fixture sets it.
     auth: Option<AuthLayer>,
 }
@@ -62,8 +66,19 @@ impl ServiceRuntime {
         let listener = crate::grpc::server::bind(&settings.grpc).await?;
         let (health, health_service) = tonic_health::server::health_reporter();
         health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
-        let base_routes = Routes::new(health_service).add_service(crate::grpc::server::reflection()?);
-        Ok(Self { name, settings, pool, broker, listener, health, base_routes, auth: None })
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service);
+        Ok(Self {
+            name,
+            settings,
+            pool,
+            broker,
+            listener,
+            health,
+            routes,
+            served: ServedServices::default(),
+            auth: None,
+        })
     }
 
     /// A verifier with keys from identity (`auth.identity_endpoint`).
@@ -93,30 +108,48 @@ impl ServiceRuntime {
         self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
     }
 
-    /// Routes with health and reflection; add the service's own servers to them.
-    pub fn base_routes(&self) -> Routes {
-        self.base_routes.clone()
+    /// Serves a generated tonic server (`CustomerServiceServer::new(api)`). Its name,
+    /// taken from the type, is what health reports on, what reflection lists and
+    /// describes, and what decides which calls are UNIMPLEMENTED.
+    pub fn add_service<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.routes.add_service(service);
+        self.served.add(S::NAME);
+        self
     }
 
     /// Serves until `stop` resolves, then: health turns NOT_SERVING, the server stops
     /// accepting and drains in-flight calls (at most `grpc.shutdown_grace_ms`),
     /// consumers finish their current message, the relay publishes what the last calls
-    /// committed, and connections close. `services` are the fully qualified gRPC
-    /// service names health reports on.
+    /// committed, and connections close.
     pub async fn run(
-        self,
-        routes: Routes,
-        services: Vec<&'static str>,
+        mut self,
         tasks: Vec<BackgroundTask>,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), PlatformError> {
         let stopping = crate::shutdown::token_from(stop);
         let background = CancellationToken::new();
         let mut handles = Vec::new();
+        self.served.add_reflection(&mut self.routes)?;
+        let auth = match self.auth.take() {
+            Some(auth) => Some(auth.serving(self.served.methods()?)),
+            None => None,
+        };
 
         handles.push(tokio::spawn(crate::grpc::health::monitor(
             self.health.clone(),
-            services,
+            self.served.names().to_vec(),
             self.pool.clone(),
             self.broker.clone(),
             Duration::from_millis(self.settings.grpc.health_interval_ms),
@@ -133,7 +166,7 @@ impl ServiceRuntime {
         for task in tasks {
             handles.push(tokio::spawn(task(background.clone())));
         }
-        if let Some(auth) = &self.auth {
+        if let Some(auth) = &auth {
             let auth_settings = &self.settings.auth;
             let max_ttl = Duration::from_secs(auth_settings.max_token_ttl_s);
             handles.push(tokio::spawn(crate::auth::revocation::keep_current(
@@ -162,8 +195,8 @@ impl ServiceRuntime {
         let server = crate::grpc::server::serve(
             &self.settings.grpc,
             self.listener,
-            routes,
-            self.auth,
+            self.routes.routes(),
+            auth,
             stopping.clone().cancelled_owned(),
         );
         let served = tokio::select! {

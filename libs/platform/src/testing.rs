@@ -63,6 +63,11 @@ impl TestEnv {
             ("grpc.health_interval_ms".to_string(), "100".to_string()),
             ("messaging.relay_poll_ms".to_string(), "100".to_string()),
             ("telemetry.log_filter".to_string(), "warn".to_string()),
+            // Each test declares its own queues and leaves them behind: hundreds per
+            // run. Quorum queues are Raft groups, not made for that churn (on a 2-core
+            // machine the broker stopped answering); the kit's consumer tests ask for
+            // quorum queues explicitly, the production default.
+            ("messaging.queue_type".to_string(), "classic".to_string()),
         ];
         for (k, v) in extra {
             vars.retain(|(key, _)| key != k);

@@ -40,15 +40,8 @@ impl ServiceError for Error {
             Error::OutOfScope(_) => ErrorCode::PermissionDenied,
             Error::Conflict(_) => ErrorCode::Aborted,
             Error::Unavailable(_) => ErrorCode::Unavailable,
-            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
-                ErrorCode::Unavailable
-            }
-            Error::Database(sqlx::Error::Database(e))
-                if e.code().as_deref() == Some("40001") || e.code().as_deref() == Some("40P01") =>
-            {
-                ErrorCode::Aborted
-            }
-            Error::Database(_) | Error::Corrupt(_) => ErrorCode::Internal,
+            Error::Database(e) => crm_platform::sqlstate::error_code(e),
+            Error::Corrupt(_) => ErrorCode::Internal,
         }
     }
 

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crm_platform::FieldViolations;
 use crm_platform::auth::Caller;
+use crm_platform::paging::Page;
 use crm_proto::crm::common::v1 as common;
 use crm_proto::crm::customer::v1 as pb;
 use futures::StreamExt;
@@ -23,10 +24,6 @@ use crate::store::{self, StoredCustomer};
 
 /// Records of an import stream applied per transaction.
 const IMPORT_BATCH: usize = 1000;
-
-/// Default and maximum page sizes of list RPCs.
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 500;
 
 /// The gRPC service.
 #[derive(Debug, Clone)]
@@ -252,25 +249,6 @@ fn customer_to_pb(api: &CustomerApi, c: StoredCustomer, full_pii: bool) -> pb::C
     }
 }
 
-/// Page size from a request: 0 → default, capped at the maximum.
-fn page_size(requested: i32, v: &mut FieldViolations) -> i64 {
-    if requested < 0 {
-        v.add("page_size", "must not be negative");
-    }
-    if requested <= 0 { DEFAULT_PAGE } else { i64::from(requested).min(MAX_PAGE) }
-}
-
-/// The position a page token stands for (0 for the first page).
-fn page_position(token: &str, v: &mut FieldViolations) -> i64 {
-    if token.is_empty() {
-        return 0;
-    }
-    token.parse::<i64>().ok().filter(|p| *p > 0).unwrap_or_else(|| {
-        v.add("page_token", "is not a token this service issued");
-        0
-    })
-}
-
 /// Customer numbers of a batch request: 1 to 1000, each well-formed.
 fn customer_numbers(numbers: &[String], v: &mut FieldViolations) -> Vec<String> {
     if numbers.is_empty() || numbers.len() > 1000 {
@@ -403,19 +381,14 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
-        let size = page_size(r.page_size, &mut v);
-        let before = page_position(&r.page_token, &mut v);
+        let page = Page::parse("customer-history", r.page_size, &r.page_token, &mut v);
         if r.customer_number.trim().is_empty() {
             v.add("customer_number", "is required");
         }
         v.into_result().map_err(Error::Invalid)?;
         self.visible_survivor(&viewer, r.customer_number.trim()).await?;
-        let rows = store::customer_history(&self.pool, r.customer_number.trim(), before, size).await?;
-        let next = if rows.len() as i64 == size {
-            rows.last().map(|h| h.id.to_string()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let rows = store::customer_history(&self.pool, r.customer_number.trim(), page.position(), page.size).await?;
+        let next = page.next_token(&rows, |h| h.id);
         Ok(Response::new(pb::ListCustomerHistoryResponse {
             changes: rows.into_iter().map(change_to_pb).collect(),
             next_page_token: next,
@@ -518,8 +491,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
-        let size = page_size(r.page_size, &mut v);
-        let after = page_position(&r.page_token, &mut v);
+        let page = Page::parse("search", r.page_size, &r.page_token, &mut v);
         let text = |s: &str| non_empty(s).map(|s| s.to_lowercase());
         let mut criteria = store::SearchCriteria {
             name_prefix: text(&r.name_prefix),
@@ -557,12 +529,8 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             );
         }
         v.clone().into_result().map_err(Error::Invalid)?;
-        let rows = store::search(&self.pool, &criteria, after, size).await?;
-        let next = if rows.len() as i64 == size {
-            rows.last().map(|c| c.party_id.to_string()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let rows = store::search(&self.pool, &criteria, page.position(), page.size).await?;
+        let next = page.next_token(&rows, |c| c.party_id);
         let customers = rows
             .into_iter()
             .map(|c| {
@@ -652,19 +620,14 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
-        let size = page_size(r.page_size, &mut v);
-        let before = page_position(&r.page_token, &mut v);
+        let page = Page::parse("assignment-history", r.page_size, &r.page_token, &mut v);
         if r.customer_number.trim().is_empty() {
             v.add("customer_number", "is required");
         }
         v.into_result().map_err(Error::Invalid)?;
         self.visible_survivor(&viewer, r.customer_number.trim()).await?;
-        let rows = store::assignment_history(&self.pool, r.customer_number.trim(), before, size).await?;
-        let next = if rows.len() as i64 == size {
-            rows.last().map(|h| h.id.to_string()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let rows = store::assignment_history(&self.pool, r.customer_number.trim(), page.position(), page.size).await?;
+        let next = page.next_token(&rows, |h| h.id);
         let changes = rows
             .into_iter()
             .map(|h| pb::AssignmentChange {
@@ -794,25 +757,10 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
-        if r.page_size < 0 {
-            v.add("page_size", "must not be negative");
-        }
-        let after = if r.page_token.is_empty() {
-            0
-        } else {
-            r.page_token.parse::<i64>().unwrap_or_else(|_| {
-                v.add("page_token", "is not a token this service issued");
-                0
-            })
-        };
-        v.clone().into_result().map_err(Error::Invalid)?;
-        let size = if r.page_size == 0 { DEFAULT_PAGE } else { i64::from(r.page_size).min(MAX_PAGE) };
-        let rows = store::open_suspects(&self.pool, after, size, &viewer.visibility).await?;
-        let next = if rows.len() as i64 == size {
-            rows.last().map(|s| s.id.to_string()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let page = Page::parse("suspect-pairs", r.page_size, &r.page_token, &mut v);
+        v.into_result().map_err(Error::Invalid)?;
+        let rows = store::open_suspects(&self.pool, page.position(), page.size, &viewer.visibility).await?;
+        let next = page.next_token(&rows, |s| s.id);
         let suspect_pairs = rows
             .into_iter()
             .map(|s| pb::SuspectPair {
@@ -978,22 +926,17 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
     ) -> Result<Response<pb::ListAccessAuditResponse>, Status> {
         let r = request.into_inner();
         let mut v = FieldViolations::new();
-        let size = page_size(r.page_size, &mut v);
-        let before = page_position(&r.page_token, &mut v);
+        let page = Page::parse("access-audit", r.page_size, &r.page_token, &mut v);
         v.into_result().map_err(Error::Invalid)?;
         let rows = store::audit_trail(
             &self.pool,
             non_empty(&r.customer_number).as_deref(),
             non_empty(&r.actor).as_deref(),
-            before,
-            size,
+            page.position(),
+            page.size,
         )
         .await?;
-        let next = if rows.len() as i64 == size {
-            rows.last().map(|a| a.audit_id.to_string()).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let next = page.next_token(&rows, |a| a.audit_id);
         let entries = rows
             .into_iter()
             .map(|a| pb::AccessAuditEntry {

@@ -40,9 +40,6 @@ pub use settings::Settings;
 /// This service's migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// The fully qualified gRPC service name, as health reports it.
-pub const GRPC_SERVICE: &str = "crm.customer.v1.CustomerService";
-
 /// A built, not yet serving, customer-profile.
 #[derive(Debug)]
 pub struct Application {
@@ -97,7 +94,6 @@ impl Application {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), crm_platform::PlatformError> {
-        let routes = self.runtime.base_routes().add_service(CustomerServiceServer::new(self.api));
         let org_directory = crm_platform::messaging::Consumer::new(
             self.runtime.pool.clone(),
             self.runtime.broker.clone(),
@@ -112,7 +108,9 @@ impl Application {
         );
         let tasks: Vec<crm_platform::runtime::BackgroundTask> =
             vec![Box::new(move |cancel| Box::pin(org_directory.run(cancel)))];
-        self.runtime.run(routes, vec![GRPC_SERVICE], tasks, stop).await
+        let mut runtime = self.runtime;
+        runtime.add_service(CustomerServiceServer::new(self.api));
+        runtime.run(tasks, stop).await
     }
 }
 

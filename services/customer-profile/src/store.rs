@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crm_platform::messaging::outbox;
+use crm_platform::sqlstate::DbFailure;
 use crm_proto::crm::customer::v1 as pb;
 use serde_json::{Map, Value, json};
 use sqlx::{PgConnection, PgPool, Row};
@@ -418,7 +419,7 @@ const PARTITION_FROM: usize = 200;
 
 /// A deadlock or serialization failure: the transaction may succeed when run again.
 pub(crate) fn retryable(e: &Error) -> bool {
-    matches!(e, Error::Database(sqlx::Error::Database(d)) if matches!(d.code().as_deref(), Some("40P01") | Some("40001")))
+    matches!(e, Error::Database(d) if matches!(DbFailure::of(d), DbFailure::DeadlockDetected | DbFailure::SerializationFailure))
 }
 
 /// Creates or updates one source record inside the caller's transaction: identifies

@@ -108,23 +108,6 @@ pub fn scope_from_code(code: &str) -> Option<DataScope> {
     }
 }
 
-/// Prefix of audit page tokens, so that a token is recognisably ours.
-const PAGE_TOKEN_PREFIX: &str = "audit:";
-
-/// The opaque token of the page after the entry `audit_id`.
-pub fn page_token(audit_id: i64) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{PAGE_TOKEN_PREFIX}{audit_id}"))
-}
-
-/// The entry a page token continues after; `None` unless this service issued it.
-pub fn page_position(token: &str) -> Option<i64> {
-    use base64::Engine;
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    text.strip_prefix(PAGE_TOKEN_PREFIX)?.parse::<i64>().ok().filter(|id| *id > 0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,14 +165,6 @@ mod tests {
             check_password("password", password, login, &mut v);
             let count = v.iter().count();
             assert_eq!(count, *expected, "{password:?}: {v:?}");
-        }
-    }
-
-    #[test]
-    fn page_tokens_round_trip_and_foreign_ones_are_refused() {
-        assert_eq!(page_position(&page_token(42)), Some(42));
-        for bad in ["", "42", "not base64!", &page_token(0), &page_token(-3)] {
-            assert_eq!(page_position(bad), None, "{bad:?}");
         }
     }
 

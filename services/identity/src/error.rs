@@ -44,18 +44,8 @@ impl ServiceError for Error {
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::AlreadyExists(_) => ErrorCode::AlreadyExists,
             Error::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
-            Error::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
-                ErrorCode::Unavailable
-            }
-            Error::Database(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {
-                ErrorCode::AlreadyExists
-            }
-            Error::Database(sqlx::Error::Database(e))
-                if e.code().as_deref() == Some("40001") || e.code().as_deref() == Some("40P01") =>
-            {
-                ErrorCode::Aborted
-            }
-            Error::Database(_) | Error::Secret(_) => ErrorCode::Internal,
+            Error::Database(e) => crm_platform::sqlstate::error_code(e),
+            Error::Secret(_) => ErrorCode::Internal,
         }
     }
 

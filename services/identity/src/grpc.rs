@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crm_platform::FieldViolations;
 use crm_platform::auth::DataScope;
+use crm_platform::paging::Page;
 use crm_proto::crm::identity::v1 as pb;
 use prost_types::Timestamp;
 use sqlx::PgPool;
@@ -16,9 +17,6 @@ use crate::secrets::{self, PasswordHashing};
 use crate::settings::IdentitySettings;
 use crate::store::{self, Actor, NewPrincipal, Refreshed};
 use crate::tokens::{StoreKeys, TokenIssuer};
-
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 500;
 
 /// Both gRPC services share this state.
 #[derive(Debug, Clone)]
@@ -540,25 +538,12 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
         let r = request.into_inner();
         let mut v = FieldViolations::new();
-        if r.page_size < 0 {
-            v.add("page_size", "must not be negative");
-        }
-        let before = if r.page_token.is_empty() {
-            0
-        } else {
-            domain::page_position(&r.page_token).unwrap_or_else(|| {
-                v.add("page_token", "is not a token this service issued");
-                0
-            })
-        };
+        let page = Page::parse("audit", r.page_size, &r.page_token, &mut v);
         v.into_result().map_err(Error::Invalid)?;
-        let size = if r.page_size == 0 { DEFAULT_PAGE } else { i64::from(r.page_size).min(MAX_PAGE) };
-        let events = store::list_audit(&self.pool, non_empty(&r.actor), non_empty(&r.action), before, size).await?;
-        let next = if events.len() as i64 == size {
-            events.last().map(|e| domain::page_token(e.audit_id)).unwrap_or_default()
-        } else {
-            String::new()
-        };
+        let events =
+            store::list_audit(&self.pool, non_empty(&r.actor), non_empty(&r.action), page.position(), page.size)
+                .await?;
+        let next = page.next_token(&events, |e| e.audit_id);
         Ok(Response::new(pb::ListAuditEventsResponse { events, next_page_token: next }))
     }
 }

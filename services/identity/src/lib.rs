@@ -37,9 +37,6 @@ pub use settings::Settings;
 /// This service's migrations.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// The fully qualified gRPC service names, as health reports them.
-pub const GRPC_SERVICES: [&str; 2] = ["crm.identity.v1.AuthService", "crm.identity.v1.IdentityAdminService"];
-
 fn startup_error(key: &str, reason: impl ToString) -> PlatformError {
     PlatformError::Config(ConfigError::Invalid {
         key: key.into(),
@@ -137,12 +134,11 @@ impl Application {
 
     /// Serves until `stop` resolves, then drains and stops.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), PlatformError> {
-        let routes = self
-            .runtime
-            .base_routes()
+        let mut runtime = self.runtime;
+        runtime
             .add_service(AuthServiceServer::new(self.api.clone()))
             .add_service(IdentityAdminServiceServer::new(self.api));
-        self.runtime.run(routes, GRPC_SERVICES.to_vec(), vec![], stop).await
+        runtime.run(vec![], stop).await
     }
 }
 

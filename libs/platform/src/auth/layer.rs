@@ -1,6 +1,7 @@
 //! The tower layer every gRPC server mounts: bearer token → verified [`Caller`] →
 //! permission check against the service's policy table.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -23,7 +24,12 @@ pub type Policy = &'static [(&'static str, Requirement)];
 
 /// Paths open to everyone on every server unless the policy lists them: probes and
 /// tooling.
-const ALWAYS_OPEN: &[&str] = &["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/"];
+const ALWAYS_OPEN: &[&str] =
+    &["/grpc.health.v1.Health/", "/grpc.reflection.v1.ServerReflection/", "/grpc.reflection.v1alpha.ServerReflection/"];
+
+/// The method paths a server has; `None` when the layer was not told (every path is
+/// then taken to exist and left to the policy).
+pub(crate) type Served<'a> = Option<&'a HashSet<String>>;
 
 tokio::task_local! {
     /// The caller of the RPC being handled, so that outgoing calls and outbox events
@@ -55,11 +61,24 @@ pub(crate) enum Decision {
     Refuse(Status),
 }
 
-/// Checks one call: the policy entry for `path` and the `authorization` header.
-pub(crate) async fn decide(verifier: &Verifier, policy: Policy, path: &str, authorization: Option<&str>) -> Decision {
+/// Checks one call: whether the server has the method at `path` (UNIMPLEMENTED if
+/// not, before any token is looked at, so that a client can tell "no such method" from
+/// "not allowed"), the policy entry for it and the `authorization` header.
+pub(crate) async fn decide(
+    verifier: &Verifier,
+    policy: Policy,
+    served: Served<'_>,
+    path: &str,
+    authorization: Option<&str>,
+) -> Decision {
+    let always_open = ALWAYS_OPEN.iter().any(|p| path.starts_with(p));
+    if !always_open && served.is_some_and(|methods| !methods.contains(path)) {
+        tracing::debug!(rpc = path, "call to a method this server does not have");
+        return Decision::Refuse(Status::unimplemented(format!("this server has no method {path}")));
+    }
     let requirement = match policy.iter().find(|(p, _)| *p == path).map(|(_, r)| *r) {
         Some(requirement) => requirement,
-        None if ALWAYS_OPEN.iter().any(|p| path.starts_with(p)) => return Decision::Proceed(None),
+        None if always_open => return Decision::Proceed(None),
         None => {
             // Deny by default: an RPC nobody classified is not callable.
             tracing::warn!(rpc = path, "rpc missing from the authorization policy; refused");
@@ -99,12 +118,21 @@ pub(crate) async fn decide(verifier: &Verifier, policy: Policy, path: &str, auth
 pub struct AuthLayer {
     verifier: Arc<Verifier>,
     policy: Policy,
+    served: Option<Arc<HashSet<String>>>,
 }
 
 impl AuthLayer {
     /// A layer checking calls against `policy` with `verifier`.
     pub fn new(verifier: Arc<Verifier>, policy: Policy) -> Self {
-        Self { verifier, policy }
+        Self { verifier, policy, served: None }
+    }
+
+    /// Tells the layer the method paths (`/package.Service/Method`) the server has:
+    /// calls to any other path (but health and reflection) are answered UNIMPLEMENTED.
+    /// The runtime sets them from the services it serves.
+    pub fn serving(mut self, methods: HashSet<String>) -> Self {
+        self.served = Some(Arc::new(methods));
+        self
     }
 
     /// The verifier (the runtime keeps its revocations current).
@@ -117,7 +145,7 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, verifier: self.verifier.clone(), policy: self.policy }
+        AuthService { inner, verifier: self.verifier.clone(), policy: self.policy, served: self.served.clone() }
     }
 }
 
@@ -127,6 +155,7 @@ pub struct AuthService<S> {
     inner: S,
     verifier: Arc<Verifier>,
     policy: Policy,
+    served: Option<Arc<HashSet<String>>>,
 }
 
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for AuthService<S>
@@ -150,10 +179,11 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let verifier = self.verifier.clone();
         let policy = self.policy;
+        let served = self.served.clone();
         Box::pin(async move {
             let authorization =
                 request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            match decide(&verifier, policy, request.uri().path(), authorization.as_deref()).await {
+            match decide(&verifier, policy, served.as_deref(), request.uri().path(), authorization.as_deref()).await {
                 Decision::Refuse(status) => Ok(status.into_http()),
                 Decision::Proceed(None) => inner.call(request).await,
                 Decision::Proceed(Some(caller)) => {
@@ -202,6 +232,19 @@ mod tests {
         )
     }
 
+    fn verifier_of(key: &SigningKey) -> Verifier {
+        Verifier::new(
+            VerifierSettings {
+                issuer: "crm-identity".into(),
+                audience: "crm".into(),
+                leeway_s: 0,
+                key_refresh_min_interval: Duration::from_secs(60),
+                cache_capacity: 10,
+            },
+            Arc::new(StaticKeys(vec![key.verification_key()])),
+        )
+    }
+
     fn code(d: Decision) -> Option<Code> {
         match d {
             Decision::Proceed(_) => None,
@@ -231,16 +274,7 @@ mod tests {
     #[tokio::test]
     async fn every_bad_token_case_and_permission_case_gets_its_status() {
         let key = SigningKey::generate("k1");
-        let verifier = Verifier::new(
-            VerifierSettings {
-                issuer: "crm-identity".into(),
-                audience: "crm".into(),
-                leeway_s: 0,
-                key_refresh_min_interval: Duration::from_secs(60),
-                cache_capacity: 10,
-            },
-            Arc::new(StaticKeys(vec![key.verification_key()])),
-        );
+        let verifier = verifier_of(&key);
         let good = format!("Bearer {}", token(&key, "crm", 900));
         let expired = format!("Bearer {}", token(&key, "crm", -10));
         let other_aud = format!("Bearer {}", token(&key, "payments", 900));
@@ -266,7 +300,35 @@ mod tests {
             ("/crm.test.v1.Svc/Unlisted", Some(&good), Some(Code::PermissionDenied)),
         ];
         for (path, auth, expected) in cases {
-            let got = code(decide(&verifier, POLICY, path, *auth).await);
+            let got = code(decide(&verifier, POLICY, None, path, *auth).await);
+            assert_eq!(&got, expected, "{path} with {auth:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_method_the_server_lacks_is_unimplemented_and_one_it_has_stays_denied_by_default() {
+        let key = SigningKey::generate("k1");
+        let verifier = verifier_of(&key);
+        let good = format!("Bearer {}", token(&key, "crm", 900));
+        let served: HashSet<String> =
+            ["/crm.test.v1.Svc/Open", "/crm.test.v1.Svc/Read", "/crm.test.v1.Svc/Unlisted"].map(String::from).into();
+        let cases: &[(&str, Option<&str>, Option<Code>)] = &[
+            ("/crm.test.v1.Svc/Nope", None, Some(Code::Unimplemented)),
+            ("/crm.test.v1.Svc/Nope", Some(&good), Some(Code::Unimplemented)),
+            ("/crm.test.v1.Svc/Nope", Some("Bearer not-a-token"), Some(Code::Unimplemented)),
+            ("/crm.other.v1.Other/Login", None, Some(Code::Unimplemented)),
+            // Listed in the policy but not served here: still no such method.
+            ("/crm.test.v1.Svc/Assign", Some(&good), Some(Code::Unimplemented)),
+            ("/crm.test.v1.Svc/Unlisted", Some(&good), Some(Code::PermissionDenied)),
+            ("/crm.test.v1.Svc/Read", None, Some(Code::Unauthenticated)),
+            ("/crm.test.v1.Svc/Read", Some(&good), None),
+            ("/crm.test.v1.Svc/Open", None, None),
+            ("/grpc.health.v1.Health/Check", None, None),
+            ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", None, None),
+            ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", None, None),
+        ];
+        for (path, auth, expected) in cases {
+            let got = code(decide(&verifier, POLICY, Some(&served), path, *auth).await);
             assert_eq!(&got, expected, "{path} with {auth:?}");
         }
     }

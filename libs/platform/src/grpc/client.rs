@@ -1,7 +1,11 @@
-//! Clients for calling other services: trace context propagation, deadlines, and
-//! retries only where repeating a call is safe.
+//! Clients for calling other services: a client span per call (its context is the
+//! `traceparent` the callee continues), deadlines, and retries only where repeating a
+//! call is safe.
 
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tonic::service::Interceptor;
@@ -60,18 +64,180 @@ impl Interceptor for BearerToken {
     }
 }
 
-/// A channel to another service, with propagation and deadlines. Connects lazily so
-/// that a service starts even when a dependency is momentarily down.
-pub type TracedChannel = InterceptedService<Channel, TracePropagation>;
+/// A channel to another service, with a client span per call, propagation and
+/// deadlines. Connects lazily so that a service starts even when a dependency is
+/// momentarily down. `I` adds the credentials: the caller's token passed on
+/// ([`TracePropagation`]) or a fixed one ([`BearerToken`]).
+pub type TracedChannel<I = TracePropagation> = ClientSpans<InterceptedService<Channel, I>>;
 
 /// Builds a [`TracedChannel`]; wrap it in the generated client, e.g.
 /// `CustomerServiceClient::new(channel(&settings)?)`.
 pub fn channel(settings: &ClientSettings) -> Result<TracedChannel, PlatformError> {
-    let channel = Endpoint::from_shared(settings.endpoint.clone())?
+    channel_with(settings, TracePropagation)
+}
+
+/// A [`TracedChannel`] whose calls `interceptor` prepares, e.g. with a [`BearerToken`].
+pub fn channel_with<I: Interceptor>(
+    settings: &ClientSettings,
+    interceptor: I,
+) -> Result<TracedChannel<I>, PlatformError> {
+    let endpoint = Endpoint::from_shared(settings.endpoint.clone())?
         .timeout(settings.timeout)
-        .connect_timeout(settings.connect_timeout)
-        .connect_lazy();
-    Ok(InterceptedService::new(channel, TracePropagation))
+        .connect_timeout(settings.connect_timeout);
+    let server = endpoint.uri().clone();
+    Ok(ClientSpans::new(InterceptedService::new(endpoint.connect_lazy(), interceptor), &server))
+}
+
+/// Makes every call through `S` a client span (`rpc.*` attributes, the status code
+/// from the response headers or trailers), ended when the response body is done, and
+/// sends the span's trace context with the call. Calls are made inside the span, so
+/// that an interceptor reading the current span sees it. While spans are not exported
+/// it only passes calls through.
+#[derive(Debug, Clone)]
+pub struct ClientSpans<S> {
+    inner: S,
+    /// `server.address` and `server.port`.
+    server: Arc<(String, u16)>,
+}
+
+impl<S> ClientSpans<S> {
+    /// `inner` (a channel to the service at `server`) with client spans.
+    pub fn new(inner: S, server: &http::Uri) -> Self {
+        let port = server.port_u16().unwrap_or(if server.scheme_str() == Some("https") { 443 } else { 80 });
+        Self { inner, server: Arc::new((server.host().unwrap_or_default().to_string(), port)) }
+    }
+
+    fn span(&self, path: &str) -> tracing::Span {
+        if !crate::telemetry::exporting() {
+            return tracing::Span::none();
+        }
+        let name = path.trim_start_matches('/');
+        let (service, method) = name.split_once('/').unwrap_or((name, ""));
+        tracing::info_span!(
+            "grpc.client",
+            otel.name = %name,
+            otel.kind = "client",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+            server.address = %self.server.0,
+            server.port = self.server.1,
+            rpc.grpc.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        )
+    }
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for ClientSpans<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+{
+    type Response = http::Response<SpannedBody<R>>;
+    type Error = S::Error;
+    type Future = SpannedResponse<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let span = self.span(request.uri().path());
+        if !span.is_none() {
+            crate::telemetry::inject_into_headers(&span, request.headers_mut());
+        }
+        let future = span.in_scope(|| self.inner.call(request));
+        SpannedResponse { future, span }
+    }
+}
+
+/// Records a gRPC status on a client span: every code but OK is an error.
+fn record_status(span: &tracing::Span, headers: &http::HeaderMap) {
+    let Some(code) = headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok())
+    else {
+        return;
+    };
+    span.record("rpc.grpc.status_code", code);
+    if code != 0 {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response of a call through [`ClientSpans`], polled inside its span.
+    #[derive(Debug)]
+    pub struct SpannedResponse<F> {
+        #[pin]
+        future: F,
+        span: tracing::Span,
+    }
+}
+
+impl<F, R, E> Future for SpannedResponse<F>
+where
+    F: Future<Output = Result<http::Response<R>, E>>,
+{
+    type Output = Result<http::Response<SpannedBody<R>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.span.in_scope(|| this.future.poll(cx)));
+        let span = std::mem::replace(this.span, tracing::Span::none());
+        Poll::Ready(match result {
+            Ok(response) => {
+                // A trailers-only response (every refusal) has its status here.
+                record_status(&span, response.headers());
+                Ok(response.map(|body| SpannedBody { body, span }))
+            }
+            Err(e) => {
+                span.record("otel.status_code", "ERROR");
+                Err(e)
+            }
+        })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that holds its call's span until it is done, and records the
+    /// status its trailers carry.
+    #[derive(Debug)]
+    pub struct SpannedBody<B> {
+        #[pin]
+        body: B,
+        span: tracing::Span,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for SpannedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = ready!(this.body.poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    record_status(this.span, trailers);
+                }
+            }
+            Some(Err(_)) => {
+                this.span.record("otel.status_code", "ERROR");
+            }
+            None => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Retry policy for idempotent calls.

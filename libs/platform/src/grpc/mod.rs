@@ -5,7 +5,8 @@
 //! - [`server`]: tonic server with reflection, per-RPC spans, timeout, load shedding,
 //!   graceful shutdown.
 //! - [`health`]: `grpc.health.v1`, SERVING only while the database and broker answer.
-//! - [`client`]: channels with trace propagation, deadlines and retries for idempotent calls.
+//! - [`client`]: channels with client spans, trace propagation, deadlines and retries for
+//!   idempotent calls.
 
 pub mod client;
 pub mod health;

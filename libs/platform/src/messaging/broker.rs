@@ -1,4 +1,5 @@
-//! The AMQP connection of a service.
+//! The AMQP connection of a service, the topic exchange, and the type of the queues its
+//! consumers declare.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Mutex;
 
-use crate::config::MessagingSettings;
+use crate::config::{MessagingSettings, QueueType};
 use crate::error::PlatformError;
 
 /// A lazily (re)connected broker connection shared by the relay, the consumers and the
@@ -22,23 +23,30 @@ pub struct Broker {
 struct Inner {
     url: SecretString,
     exchange: String,
+    queue_type: QueueType,
     name: String,
     connection: Mutex<Option<Arc<Connection>>>,
 }
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("exchange", &self.inner.exchange).finish_non_exhaustive()
+        f.debug_struct("Broker")
+            .field("exchange", &self.inner.exchange)
+            .field("queue_type", &self.inner.queue_type)
+            .finish_non_exhaustive()
     }
 }
 
 impl Broker {
-    /// A broker handle; no connection is made until first use.
+    /// A broker handle; no connection is made until first use. `connection_name` is the
+    /// service's name: it names the connection in the broker's management UI and the
+    /// environment variables in configuration errors.
     pub fn new(settings: &MessagingSettings, connection_name: &str) -> Self {
         Self {
             inner: Arc::new(Inner {
                 url: settings.url.clone(),
                 exchange: settings.exchange.clone(),
+                queue_type: settings.queue_type,
                 name: connection_name.to_string(),
                 connection: Mutex::new(None),
             }),
@@ -48,6 +56,16 @@ impl Broker {
     /// The topic exchange events are published to.
     pub fn exchange(&self) -> &str {
         &self.inner.exchange
+    }
+
+    /// The type of the queues consumers declare (`messaging.queue_type`).
+    pub fn queue_type(&self) -> QueueType {
+        self.inner.queue_type
+    }
+
+    /// The environment variable that sets `key` for this service, for error messages.
+    pub(crate) fn env_var_for(&self, key: &str) -> String {
+        crate::config::env_var_for(&self.inner.name, key)
     }
 
     async fn connection(&self) -> Result<Arc<Connection>, PlatformError> {

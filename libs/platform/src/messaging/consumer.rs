@@ -1,12 +1,33 @@
 //! Consumers: manual acknowledgements, idempotent handling through the inbox table,
 //! bounded retries through delay queues, then a dead-letter queue.
 //!
-//! Topology per consumer `name`:
-//! - `name`: durable queue bound to the exchange with the consumer's binding keys;
-//! - `name.retry.<n>`: durable delay queues (TTL = backoff × 2^(n-1)) that dead-letter
-//!   back into `name`, one per retry so that short delays never wait behind long ones;
-//! - `name.dlq`: durable dead-letter queue holding messages that failed `max_attempts`
-//!   times or failed permanently, with the last error in the `x-crm-error` header.
+//! Topology per consumer `name`, every queue durable and of the type
+//! `messaging.queue_type` sets (`x-queue-type`; [`QueueType::Quorum`] by default):
+//! - `name`: the queue bound to the exchange with the consumer's binding keys;
+//! - `name.retry.<n>`: delay queues (TTL = backoff × 2^(n-1)) that dead-letter back
+//!   into `name`, one per retry so that short delays never wait behind long ones;
+//! - `name.dlq`: dead-letter queue holding messages that failed `max_attempts` times
+//!   or failed permanently, with the last error in the `x-crm-error` header.
+//!
+//! # Queue types
+//! Quorum queues are replicated over the nodes of a RabbitMQ cluster and keep their
+//! messages when a minority of the nodes is lost; a classic queue lives on one node and
+//! loses its messages with that node. Message TTL, which the delay queues rely on, works
+//! on quorum queues since RabbitMQ 3.10. A quorum queue dead-letters at most once by
+//! default (an expired message is dropped if `name` does not take it), so quorum delay
+//! queues dead-letter at least once (`x-dead-letter-strategy: at-least-once`, which
+//! needs `x-overflow: reject-publish`): an expired message leaves its delay queue only
+//! once `name` has confirmed it.
+//!
+//! A queue keeps the type it was created with. Declaring an existing classic queue as
+//! quorum (or the reverse) fails with PRECONDITION_FAILED (`inequivalent arg
+//! 'x-queue-type'`); [`Consumer::declare`] reports it as an invalid
+//! `messaging.queue_type` naming the queue, and [`Consumer::run`] logs that error and
+//! tries again with backoff, consuming nothing meanwhile (events still reach the old
+//! queue). Either set `messaging.queue_type` to the existing type, or drain the queue
+//! and delete it, with its retry and dead-letter queues (move dead letters that are
+//! still wanted elsewhere first), so that the next attempt declares them anew
+//! (`docs/deploy.md` has a way that loses no event published meanwhile).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +39,7 @@ use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     QueueBindOptions, QueueDeclareOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel};
 use sqlx::{PgConnection, PgPool};
@@ -26,6 +48,7 @@ use tracing::Instrument;
 
 use super::broker::Broker;
 use super::envelope::{ATTEMPT_HEADER, ERROR_HEADER, IncomingEvent};
+use crate::config::{ConfigError, QueueType};
 use crate::error::PlatformError;
 
 /// Why a handler could not apply an event.
@@ -116,11 +139,13 @@ impl<H: EventHandler> Consumer<H> {
         self.config.retry_backoff.saturating_mul(1 << attempt.saturating_sub(1).min(16))
     }
 
-    /// Declares the queue, its bindings, the retry queues and the dead-letter queue.
+    /// Declares the queue, its bindings, the retry queues and the dead-letter queue,
+    /// all of the broker's [`QueueType`]. A queue that exists with another type fails
+    /// with [`ConfigError::Invalid`] for `messaging.queue_type` (and the broker closes
+    /// `channel`).
     pub async fn declare(&self, channel: &Channel) -> Result<(), PlatformError> {
-        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
         let name = &self.config.name;
-        channel.queue_declare(name.clone().into(), durable, FieldTable::default()).await?;
+        self.declare_queue(channel, name, FieldTable::default()).await?;
         for key in &self.config.bindings {
             channel
                 .queue_bind(
@@ -138,10 +163,49 @@ impl<H: EventHandler> Consumer<H> {
             args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
             args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(LongString::from("")));
             args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(LongString::from(name.as_str())));
-            channel.queue_declare(self.retry_queue(attempt).into(), durable, args).await?;
+            if self.broker.queue_type() == QueueType::Quorum {
+                args.insert("x-dead-letter-strategy".into(), AMQPValue::LongString(LongString::from("at-least-once")));
+                args.insert("x-overflow".into(), AMQPValue::LongString(LongString::from("reject-publish")));
+            }
+            self.declare_queue(channel, &self.retry_queue(attempt), args).await?;
         }
-        channel.queue_declare(self.dead_letter_queue().into(), durable, FieldTable::default()).await?;
-        Ok(())
+        self.declare_queue(channel, &self.dead_letter_queue(), FieldTable::default()).await
+    }
+
+    /// Declares one queue of the broker's type with `args`: durable, neither exclusive
+    /// nor auto-deleted, as quorum queues must be.
+    async fn declare_queue(&self, channel: &Channel, queue: &str, mut args: FieldTable) -> Result<(), PlatformError> {
+        let queue_type = self.broker.queue_type();
+        args.insert("x-queue-type".into(), AMQPValue::LongString(LongString::from(queue_type.as_str())));
+        let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+        match channel.queue_declare(queue.into(), durable, args).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match queue_type_conflict(&e) {
+                Some(broker_says) => self.queue_type_error(queue, broker_says),
+                None => e.into(),
+            }),
+        }
+    }
+
+    /// The error for a queue that exists with another type than `messaging.queue_type`.
+    fn queue_type_error(&self, queue: &str, broker_says: &str) -> PlatformError {
+        let wanted = self.broker.queue_type();
+        let other = match wanted {
+            QueueType::Quorum => QueueType::Classic,
+            QueueType::Classic => QueueType::Quorum,
+        };
+        let key = "messaging.queue_type";
+        PlatformError::Config(ConfigError::Invalid {
+            key: key.to_string(),
+            env: self.broker.env_var_for(key),
+            reason: format!(
+                "queue `{queue}` exists but is not a {wanted} queue, and a queue keeps the type it was created \
+                 with. Either set {key} to {other}, or drain and delete the queues of consumer `{name}` \
+                 (`{name}`, `{name}.retry.<n>`, `{name}.dlq`) so that they are declared again as {wanted} queues \
+                 (broker: {broker_says})",
+                name = self.config.name,
+            ),
+        })
     }
 
     /// Consumes until `cancel` fires, reconnecting with backoff when the broker goes away.
@@ -152,7 +216,13 @@ impl<H: EventHandler> Consumer<H> {
             match self.serve(&cancel).await {
                 Ok(()) => break,
                 Err(e) => {
-                    tracing::warn!(consumer = %self.config.name, error = %e, retry_in_ms = backoff.as_millis() as u64, "consumer failed");
+                    let retry_in_ms = backoff.as_millis() as u64;
+                    if matches!(e, PlatformError::Config(_)) {
+                        // Trying again helps only once an operator has acted (module doc).
+                        tracing::error!(consumer = %self.config.name, error = %e, retry_in_ms, "consumer cannot declare its queues");
+                    } else {
+                        tracing::warn!(consumer = %self.config.name, error = %e, retry_in_ms, "consumer failed");
+                    }
                     tokio::select! {
                         _ = cancel.cancelled() => break,
                         _ = tokio::time::sleep(backoff) => {}
@@ -282,7 +352,10 @@ impl<H: EventHandler> Consumer<H> {
             otel.name = %format!("{} process", event.event_type),
             otel.kind = "consumer",
             messaging.system = "rabbitmq",
+            messaging.operation = "process",
             messaging.destination.name = %self.config.name,
+            messaging.destination_publish.name = %self.broker.exchange(),
+            messaging.rabbitmq.destination.routing_key = %event.event_type,
             messaging.message.id = %event.id,
             messaging.attempt = event.attempt,
         );
@@ -415,4 +488,13 @@ enum Settle {
     Duplicate,
     DeadLetter(String),
     Failed { error: String, permanent: bool, attempt: u32 },
+}
+
+/// The broker's message when a queue declaration failed because the queue exists with
+/// another `x-queue-type`.
+fn queue_type_conflict(e: &lapin::Error) -> Option<&str> {
+    let lapin::ErrorKind::ProtocolError(amqp) = e.kind() else { return None };
+    let message = amqp.get_message().as_str();
+    let precondition = matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED));
+    (precondition && message.contains("'x-queue-type'")).then_some(message)
 }

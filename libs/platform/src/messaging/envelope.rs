@@ -45,8 +45,14 @@ fn long(s: &str) -> AMQPValue {
 }
 
 impl OutgoingEvent {
-    /// The AMQP properties: CloudEvents headers, trace context, persistence.
+    /// The AMQP properties: CloudEvents headers, the stored trace context, persistence.
     pub fn properties(&self) -> BasicProperties {
+        self.properties_in_trace(self.traceparent.as_deref(), self.tracestate.as_deref())
+    }
+
+    /// [`OutgoingEvent::properties`] carrying another trace context: the relay's
+    /// publish span's.
+    pub fn properties_in_trace(&self, traceparent: Option<&str>, tracestate: Option<&str>) -> BasicProperties {
         let mut headers = FieldTable::default();
         headers.insert("cloudEvents:specversion".into(), long("1.0"));
         headers.insert("cloudEvents:id".into(), long(&self.id.to_string()));
@@ -58,7 +64,7 @@ impl OutgoingEvent {
         if let Some(actor) = &self.actor {
             headers.insert(ACTOR_HEADER.into(), long(actor));
         }
-        crate::telemetry::trace_headers(self.traceparent.as_deref(), self.tracestate.as_deref(), &mut headers);
+        crate::telemetry::trace_headers(traceparent, tracestate, &mut headers);
         BasicProperties::default()
             .with_content_type(CONTENT_TYPE.into())
             .with_message_id(self.id.to_string().into())

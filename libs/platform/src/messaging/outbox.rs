@@ -1,14 +1,37 @@
 //! Writing events in the same transaction as the state change they announce.
+//!
+//! While spans are exported, each write is a producer `create` span, a child of the
+//! current span; a single event stores that span's trace context, so that the relay's
+//! `publish` span is its child.
 
 use sqlx::PgConnection;
+use tracing::Instrument;
 use uuid::Uuid;
+
+/// The span of writing events to the outbox (none while spans are not exported).
+fn create_span(name: &str, routing_key: Option<&str>, id: Option<&Uuid>, count: usize) -> tracing::Span {
+    if !crate::telemetry::exporting() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "outbox.enqueue",
+        otel.name = %format!("{name} create"),
+        otel.kind = "producer",
+        messaging.system = "rabbitmq",
+        messaging.operation = "create",
+        messaging.rabbitmq.destination.routing_key = routing_key,
+        messaging.message.id = id.map(tracing::field::display),
+        messaging.batch.message_count = (count > 1).then_some(count),
+    )
+}
 
 /// Adds `message` to the outbox inside the caller's transaction: the event is
 /// published if and only if the transaction commits. The CloudEvents type is the
 /// message's fully qualified protobuf name; `subject` is the aggregate key (events of
-/// one subject are published in commit order). The current trace context is stored so
-/// that the event continues the caller's trace. Without an explicit `actor`, the
-/// subject of the call being handled (if any) is recorded.
+/// one subject are published in commit order). The trace context stored with it (the
+/// `create` span's, else the current span's) makes the event continue the caller's
+/// trace. Without an explicit `actor`, the subject of the call being handled (if any)
+/// is recorded.
 pub async fn enqueue<M: prost::Name>(
     tx: &mut PgConnection,
     source: &str,
@@ -31,7 +54,12 @@ pub async fn enqueue_raw(
     let id = Uuid::now_v7();
     let caller = crate::auth::current_caller();
     let actor = actor.or_else(|| caller.as_deref().map(|c| c.subject()));
-    let (traceparent, tracestate) = crate::telemetry::current_trace_context();
+    let span = create_span(event_type, Some(event_type), Some(&id), 1);
+    let (traceparent, tracestate) = if span.is_none() {
+        crate::telemetry::current_trace_context()
+    } else {
+        crate::telemetry::trace_context_of(&span)
+    };
     sqlx::query(
         "INSERT INTO crm_kit.outbox (event_id, event_type, source, subject, payload, traceparent, tracestate, actor)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -45,6 +73,7 @@ pub async fn enqueue_raw(
     .bind(tracestate)
     .bind(actor)
     .execute(tx)
+    .instrument(span)
     .await?;
     Ok(id)
 }
@@ -84,7 +113,8 @@ impl OutboxEvent {
 
 /// [`enqueue`] for many events in one statement (bulk loads write thousands per
 /// transaction, where a round trip each would cost more than the change itself). The
-/// events get outbox sequence numbers in slice order, so per-subject order holds.
+/// events get outbox sequence numbers in slice order, so per-subject order holds. The
+/// `outbox create` span covers the batch; each event keeps its own trace context.
 pub async fn enqueue_many(
     tx: &mut PgConnection,
     source: &str,
@@ -102,6 +132,7 @@ pub async fn enqueue_many(
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let subjects: Vec<&str> = events.iter().map(|e| e.subject.as_str()).collect();
     let payloads: Vec<&[u8]> = events.iter().map(|e| e.payload.as_slice()).collect();
+    let span = create_span("outbox", None, None, events.len());
     sqlx::query(
         "INSERT INTO crm_kit.outbox (event_id, event_type, source, subject, payload, traceparent, tracestate, actor)
          SELECT e.id, e.event_type, $4, e.subject, e.payload, e.traceparent, e.tracestate, $7
@@ -118,6 +149,7 @@ pub async fn enqueue_many(
     .bind(actor)
     .bind(&payloads)
     .execute(tx)
+    .instrument(span)
     .await?;
     Ok(ids)
 }

@@ -6,6 +6,10 @@
 //! pending until confirmed), and commit order per subject, because exactly one relay
 //! per database publishes at a time (a PostgreSQL advisory lock elects it) and it
 //! publishes in `seq` order, stopping at the first unconfirmed row.
+//!
+//! While spans are exported, each publish is a producer span, a child of the trace
+//! context stored with the row (the outbox `create` span), and the message carries the
+//! publish span's context, so that consumers' `process` spans are its children.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
@@ -16,6 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener};
 use sqlx::{Connection, PgConnection, PgPool, Row};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::broker::Broker;
@@ -109,18 +114,50 @@ impl OutboxRelay {
         let mut confirms = Vec::with_capacity(events.len());
         for pending in events {
             let e = &pending.event;
+            let span = self.publish_span(e);
+            let traced = if span.is_none() { (None, None) } else { crate::telemetry::trace_context_of(&span) };
+            let properties = match &traced {
+                (Some(traceparent), tracestate) => e.properties_in_trace(Some(traceparent), tracestate.as_deref()),
+                (None, _) => e.properties(),
+            };
             let confirm = channel
                 .basic_publish(
                     self.broker.exchange().into(),
                     e.event_type.clone().into(),
                     BasicPublishOptions::default(),
                     &e.payload,
-                    e.properties(),
+                    properties,
                 )
+                .instrument(span)
                 .await?;
             confirms.push((pending.seq, e.id, confirm));
         }
         Ok(confirms)
+    }
+
+    /// The span of publishing `event`, continuing the trace stored with it (none while
+    /// spans are not exported).
+    fn publish_span(&self, event: &OutgoingEvent) -> tracing::Span {
+        if !crate::telemetry::exporting() {
+            return tracing::Span::none();
+        }
+        let span = tracing::info_span!(
+            "event.publish",
+            otel.name = %format!("{} publish", event.event_type),
+            otel.kind = "producer",
+            messaging.system = "rabbitmq",
+            messaging.operation = "publish",
+            messaging.destination.name = %self.broker.exchange(),
+            messaging.rabbitmq.destination.routing_key = %event.event_type,
+            messaging.message.id = %event.id,
+        );
+        if let Some(traceparent) = &event.traceparent {
+            crate::telemetry::set_parent(
+                &span,
+                crate::telemetry::extract_stored(traceparent, event.tracestate.as_deref()),
+            );
+        }
+        span
     }
 
     /// Waits for the confirmations of a published batch: the confirmed sequence

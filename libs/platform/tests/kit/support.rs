@@ -30,7 +30,11 @@ impl Kit {
 
     pub async fn with(extra: &[(&str, &str)]) -> Self {
         let env = TestEnv::new("kit-test").await;
-        let settings = env.platform_settings(extra);
+        // The kit's own tests run on quorum queues, the production default (other
+        // tests' environments use classic ones, see `TestEnv::vars`).
+        let mut vars = vec![("messaging.queue_type", "quorum")];
+        vars.extend_from_slice(extra);
+        let settings = env.platform_settings(&vars);
         let pool = crm_platform::db::connect(&settings.database).await.expect("connect");
         crm_platform::db::migrate(&pool, &TEST_MIGRATOR).await.expect("migrate");
         let broker = Broker::new(&settings.messaging, "kit-test");

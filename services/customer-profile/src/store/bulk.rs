@@ -25,6 +25,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use crm_platform::messaging::outbox::{OutboxEvent, enqueue_many};
+use crm_platform::sqlstate::DbFailure;
 use crm_proto::crm::customer::v1 as pb;
 use serde_json::{Value, json};
 use sqlx::{PgConnection, Row};
@@ -277,7 +278,7 @@ pub async fn upsert_partitioned(
 }
 
 fn unique_violation(e: &Error) -> bool {
-    matches!(e, Error::Database(sqlx::Error::Database(d)) if d.code().as_deref() == Some("23505"))
+    matches!(e, Error::Database(d) if DbFailure::of(d) == DbFailure::UniqueViolation)
 }
 
 async fn apply_partition(
