@@ -8,10 +8,14 @@
 //! (a group of one); under load groups grow, and the cost per call falls instead of
 //! calls queueing behind each other's commits.
 //!
-//! The task ends when the last handle is dropped, after finishing what was queued, so
-//! in-flight calls drained at shutdown still get their answers.
+//! [`GroupCommit::new`] returns the handle and the writer, a plain future that the
+//! service hands to its runtime (`ServiceRuntime::task`), which runs it, logs its end
+//! and turns health NOT_SERVING if it stops while the service runs. The writer ends
+//! when the last handle is dropped, after finishing what was queued, so in-flight calls
+//! drained at shutdown still get their answers.
 
 use std::future::Future;
+use std::pin::Pin;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -37,17 +41,21 @@ impl<T, R> std::fmt::Debug for GroupCommit<T, R> {
     }
 }
 
+/// The writer of a [`GroupCommit`]: run it as a background task of the service.
+pub type Writer = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
 impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
-    /// Starts the writer. `apply` gets up to `max_group` items in arrival order and
-    /// must return one result per item, in the same order.
-    pub fn start<F, Fut>(max_group: usize, apply: F) -> Self
+    /// The handle and its writer. `apply` gets up to `max_group` items in arrival
+    /// order and must return one result per item, in the same order. Calls wait until
+    /// the writer runs.
+    pub fn new<F, Fut>(max_group: usize, apply: F) -> (Self, Writer)
     where
         F: Fn(Vec<T>) -> Fut + Send + 'static,
         Fut: Future<Output = Vec<R>> + Send,
     {
         let max_group = max_group.max(1);
         let (queue, mut queued) = mpsc::channel::<(T, oneshot::Sender<R>)>(max_group * 4);
-        tokio::spawn(async move {
+        let writer = Box::pin(async move {
             let mut group = Vec::with_capacity(max_group);
             while queued.recv_many(&mut group, max_group).await > 0 {
                 let (items, replies): (Vec<T>, Vec<oneshot::Sender<R>>) = group.drain(..).unzip();
@@ -61,7 +69,7 @@ impl<T: Send + 'static, R: Send + 'static> GroupCommit<T, R> {
                 }
             }
         });
-        Self { queue }
+        (Self { queue }, writer)
     }
 
     /// Queues `item` and waits for its result.
@@ -83,7 +91,7 @@ mod tests {
     async fn every_call_gets_its_own_result_and_concurrent_calls_share_groups() {
         let groups = Arc::new(AtomicUsize::new(0));
         let seen = groups.clone();
-        let writer = GroupCommit::start(16, move |items: Vec<u32>| {
+        let (writer, task) = GroupCommit::new(16, move |items: Vec<u32>| {
             let groups = seen.clone();
             async move {
                 groups.fetch_add(1, Ordering::SeqCst);
@@ -92,6 +100,7 @@ mod tests {
                 items.into_iter().map(|i| i * 10).collect()
             }
         });
+        tokio::spawn(task);
         let calls: Vec<_> = (0..64u32)
             .map(|i| {
                 let w = writer.clone();
@@ -109,11 +118,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_whose_apply_panics_answers_stopped_instead_of_hanging() {
-        let writer = GroupCommit::start(4, |_: Vec<u32>| async move {
+        let (writer, task) = GroupCommit::new(4, |_: Vec<u32>| async move {
             panic!("apply failed");
             #[allow(unreachable_code)]
             Vec::<u32>::new()
         });
+        tokio::spawn(task);
         assert!(writer.submit(1).await.is_err());
     }
 }

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -20,10 +21,10 @@ use crate::config::PlatformSettings;
 use crate::error::PlatformError;
 use crate::grpc::client::ClientSettings;
 use crate::grpc::server::ServedServices;
-use crate::messaging::{Broker, Consumer, ConsumerConfig, OutboxRelay};
+use crate::messaging::{Broker, Consumer, ConsumerConfig, EventHandler, OutboxRelay};
 
-/// A background task of a service (a consumer), started with the token that stops it.
-pub type BackgroundTask = Box<dyn FnOnce(CancellationToken) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+/// A background task of a service: a plain future, run by [`ServiceRuntime::run`].
+pub type BackgroundTask = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Everything a service needs from the platform, built once at start-up.
 pub struct ServiceRuntime {
@@ -42,6 +43,10 @@ pub struct ServiceRuntime {
     served: ServedServices,
     /// Set by [`ServiceRuntime::protect`]; every service but a test fixture sets it.
     auth: Option<AuthLayer>,
+    /// Cancelled once the server has drained: background tasks stop on it.
+    background: CancellationToken,
+    /// Named background tasks, started by [`ServiceRuntime::run`].
+    tasks: Vec<(String, BackgroundTask)>,
 }
 
 impl std::fmt::Debug for ServiceRuntime {
@@ -78,6 +83,8 @@ impl ServiceRuntime {
             routes,
             served: ServedServices::default(),
             auth: None,
+            background: CancellationToken::new(),
+            tasks: Vec::new(),
         })
     }
 
@@ -129,17 +136,57 @@ impl ServiceRuntime {
         self
     }
 
+    /// The token background tasks stop on: cancelled after the server has drained.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.background.clone()
+    }
+
+    /// Runs `task` beside the server (a group-commit writer, a poller). It should end
+    /// when [`ServiceRuntime::stop_token`] is cancelled or when its last handle is
+    /// dropped; if it ends or panics while the service is running, that is logged with
+    /// `name` and health turns NOT_SERVING (readiness and liveness: the replica cannot
+    /// do its work any more and a restart is the cure).
+    pub fn task(&mut self, name: impl Into<String>, task: impl Future<Output = ()> + Send + 'static) -> &mut Self {
+        self.tasks.push((name.into(), Box::pin(task)));
+        self
+    }
+
+    /// Consumes the events bound by `bindings` with `handler`, from the queue
+    /// `<service>.<name>` (after `messaging.queue_prefix`), with the prefetch, attempts
+    /// and backoff of the `messaging` settings.
+    pub fn consumer<H: EventHandler>(&mut self, name: &str, bindings: &[&str], handler: H) -> &mut Self {
+        let prefetch = self.settings.messaging.prefetch;
+        self.consumer_with_prefetch(name, bindings, prefetch, handler)
+    }
+
+    fn consumer_with_prefetch<H: EventHandler>(
+        &mut self,
+        name: &str,
+        bindings: &[&str],
+        prefetch: u16,
+        handler: H,
+    ) -> &mut Self {
+        let messaging = &self.settings.messaging;
+        let config = ConsumerConfig {
+            name: messaging.queue(self.name, name),
+            bindings: bindings.iter().map(|b| b.to_string()).collect(),
+            prefetch,
+            max_attempts: messaging.max_attempts,
+            retry_backoff: Duration::from_millis(messaging.retry_backoff_ms),
+        };
+        let consumer = Consumer::new(self.pool.clone(), self.broker.clone(), config, handler);
+        let stop = self.stop_token();
+        self.task(format!("consumer {name}"), consumer.run(stop))
+    }
+
     /// Serves until `stop` resolves, then: health turns NOT_SERVING, the server stops
     /// accepting and drains in-flight calls (at most `grpc.shutdown_grace_ms`),
     /// consumers finish their current message, the relay publishes what the last calls
     /// committed, and connections close.
-    pub async fn run(
-        mut self,
-        tasks: Vec<BackgroundTask>,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), PlatformError> {
+    pub async fn run(mut self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), PlatformError> {
         let stopping = crate::shutdown::token_from(stop);
-        let background = CancellationToken::new();
+        let background = self.background.clone();
+        let task_failed = Arc::new(AtomicBool::new(false));
         let mut handles = Vec::new();
         self.served.add_reflection(&mut self.routes)?;
         let auth = match self.auth.take() {
@@ -153,6 +200,7 @@ impl ServiceRuntime {
             self.pool.clone(),
             self.broker.clone(),
             Duration::from_millis(self.settings.grpc.health_interval_ms),
+            task_failed.clone(),
             stopping.clone(),
         )));
         let relay = OutboxRelay::new(
@@ -162,33 +210,27 @@ impl ServiceRuntime {
             self.settings.messaging.relay_batch_size,
             Duration::from_millis(self.settings.messaging.relay_poll_ms),
         );
-        handles.push(tokio::spawn(relay.run(background.clone())));
-        for task in tasks {
-            handles.push(tokio::spawn(task(background.clone())));
-        }
+        self.task("outbox relay", relay.run(background.clone()));
         if let Some(auth) = &auth {
             let auth_settings = &self.settings.auth;
             let max_ttl = Duration::from_secs(auth_settings.max_token_ttl_s);
-            handles.push(tokio::spawn(crate::auth::revocation::keep_current(
+            let revocations = crate::auth::revocation::keep_current(
                 self.pool.clone(),
                 auth.verifier().clone(),
                 Duration::from_millis(auth_settings.revocation_poll_ms),
                 max_ttl,
                 background.clone(),
-            )));
-            let consumer = Consumer::new(
-                self.pool.clone(),
-                self.broker.clone(),
-                ConsumerConfig {
-                    name: self.settings.messaging.queue(self.name, "principal-revocations"),
-                    bindings: vec![crate::auth::PRINCIPAL_REVOKED.to_string()],
-                    prefetch: 16,
-                    max_attempts: self.settings.messaging.max_attempts,
-                    retry_backoff: Duration::from_millis(self.settings.messaging.retry_backoff_ms),
-                },
+            );
+            self.task("revocation reload", revocations);
+            self.consumer_with_prefetch(
+                "principal-revocations",
+                &[crate::auth::PRINCIPAL_REVOKED],
+                16,
                 RevocationHandler,
             );
-            handles.push(tokio::spawn(consumer.run(background.clone())));
+        }
+        for (name, task) in std::mem::take(&mut self.tasks) {
+            handles.push(supervise(name, task, stopping.clone(), task_failed.clone()));
         }
 
         let grace = self.settings.grpc.shutdown_grace();
@@ -215,6 +257,38 @@ impl ServiceRuntime {
         tracing::info!(service = self.name, "stopped");
         served
     }
+}
+
+/// Runs `task`; if it ends or panics before the service is stopping, logs it and
+/// marks the service failed (health turns NOT_SERVING).
+fn supervise(
+    name: String,
+    task: BackgroundTask,
+    stopping: CancellationToken,
+    failed: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let running = tokio::spawn(task);
+    tokio::spawn(async move {
+        let ended = running.await;
+        if stopping.is_cancelled() {
+            if let Err(e) = ended
+                && e.is_panic()
+            {
+                tracing::error!(task = %name, "background task panicked while stopping");
+            }
+            return;
+        }
+        match ended {
+            Ok(()) => {
+                tracing::error!(task = %name, "background task ended while the service runs; health is NOT_SERVING")
+            }
+            Err(e) if e.is_panic() => {
+                tracing::error!(task = %name, panic = ?e, "background task panicked; health is NOT_SERVING")
+            }
+            Err(e) => tracing::error!(task = %name, error = %e, "background task was cancelled; health is NOT_SERVING"),
+        }
+        failed.store(true, Ordering::SeqCst);
+    })
 }
 
 /// The `<service> migrate` command: applies migrations and exits.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crm_platform::FieldViolations;
 use crm_platform::auth::Caller;
 use crm_platform::paging::Page;
+use crm_platform::runtime::ServiceRuntime;
 use crm_proto::crm::common::v1 as common;
 use crm_proto::crm::customer::v1 as pb;
 use futures::StreamExt;
@@ -39,10 +40,13 @@ pub struct CustomerApi {
 
 impl CustomerApi {
     /// A service over the database in `pool` with the configured source trust and PII key.
-    pub fn new(pool: PgPool, trust: TrustTable, pii: PiiCipher) -> Self {
+    pub fn new(runtime: &mut ServiceRuntime, trust: TrustTable, pii: PiiCipher) -> Self {
+        let pool = runtime.pool.clone();
         let (trust, pii) = (Arc::new(trust), Arc::new(pii));
-        let upserts = store::UpsertQueue::start(pool.clone(), trust.clone(), pii.clone());
-        let audits = store::AuditQueue::start(pool.clone());
+        let (upserts, writer) = store::UpsertQueue::new(pool.clone(), trust.clone(), pii.clone());
+        runtime.task("upsert writer", writer);
+        let (audits, writer) = store::AuditQueue::new(pool.clone());
+        runtime.task("audit writer", writer);
         Self { pool, trust, pii, upserts, audits }
     }
 

@@ -75,7 +75,7 @@ impl Application {
             None => runtime.identity_verifier()?,
         };
         runtime.protect(verifier, access::POLICY);
-        let api = grpc::CustomerApi::new(runtime.pool.clone(), trust, pii);
+        let api = grpc::CustomerApi::new(&mut runtime, trust, pii);
         Ok(Self { runtime, api })
     }
 
@@ -94,23 +94,10 @@ impl Application {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), crm_platform::PlatformError> {
-        let org_directory = crm_platform::messaging::Consumer::new(
-            self.runtime.pool.clone(),
-            self.runtime.broker.clone(),
-            crm_platform::messaging::ConsumerConfig {
-                name: self.runtime.settings.messaging.queue(settings::SERVICE, "org-directory"),
-                bindings: vec![events::ORG_CHANGED.to_string()],
-                prefetch: self.runtime.settings.messaging.prefetch,
-                max_attempts: self.runtime.settings.messaging.max_attempts,
-                retry_backoff: std::time::Duration::from_millis(self.runtime.settings.messaging.retry_backoff_ms),
-            },
-            events::OrgDirectoryHandler,
-        );
-        let tasks: Vec<crm_platform::runtime::BackgroundTask> =
-            vec![Box::new(move |cancel| Box::pin(org_directory.run(cancel)))];
         let mut runtime = self.runtime;
         runtime.add_service(CustomerServiceServer::new(self.api));
-        runtime.run(tasks, stop).await
+        runtime.consumer("org-directory", &[events::ORG_CHANGED], events::OrgDirectoryHandler);
+        runtime.run(stop).await
     }
 }
 

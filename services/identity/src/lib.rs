@@ -138,7 +138,7 @@ impl Application {
         runtime
             .add_service(AuthServiceServer::new(self.api.clone()))
             .add_service(IdentityAdminServiceServer::new(self.api));
-        runtime.run(vec![], stop).await
+        runtime.run(stop).await
     }
 }
 

@@ -1,5 +1,7 @@
 //! `grpc.health.v1` driven by real dependency checks.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sqlx::PgPool;
@@ -17,17 +19,24 @@ pub const LIVENESS: &str = "liveness";
 /// Re-checks the database and the broker every `interval` and reports SERVING for the
 /// whole server ("") and for each of `services` only while both answer. Kubernetes
 /// readiness probes then take a replica out of rotation when it cannot do its work.
+/// Once `task_failed` is set (a background task of the service stopped), everything,
+/// liveness included, is NOT_SERVING for good: only a restart brings the task back.
 pub async fn monitor(
     reporter: HealthReporter,
     services: Vec<&'static str>,
     pool: PgPool,
     broker: Broker,
     interval: Duration,
+    task_failed: Arc<AtomicBool>,
     cancel: CancellationToken,
 ) {
     reporter.set_service_status(LIVENESS, ServingStatus::Serving).await;
     let mut last: Option<bool> = None;
     loop {
+        if task_failed.load(Ordering::SeqCst) {
+            reporter.set_service_status(LIVENESS, ServingStatus::NotServing).await;
+            break;
+        }
         let check_timeout = interval.clamp(Duration::from_millis(200), Duration::from_secs(3));
         let db = crate::db::is_reachable(&pool, check_timeout).await;
         let mq = tokio::time::timeout(check_timeout, broker.is_reachable()).await.unwrap_or(false);

@@ -12,7 +12,7 @@ async fn health_turns_not_serving_while_the_database_is_unreachable_and_back_whe
     let runtime = ServiceRuntime::build("kit-test", kit.settings.clone(), &TEST_MIGRATOR).await.unwrap();
     let endpoint = format!("http://127.0.0.1:{}", runtime.port());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(runtime.run(vec![], async {
+    let server = tokio::spawn(runtime.run(async {
         let _ = stop_rx.await;
     }));
     let serving = |service: &'static str| {
@@ -42,7 +42,7 @@ async fn health_is_not_serving_while_the_broker_is_unreachable() {
     let runtime = ServiceRuntime::build("kit-test", kit.settings.clone(), &TEST_MIGRATOR).await.unwrap();
     let endpoint = format!("http://127.0.0.1:{}", runtime.port());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(runtime.run(vec![], async {
+    let server = tokio::spawn(runtime.run(async {
         let _ = stop_rx.await;
     }));
     // Give the monitor a few rounds; it must never report SERVING.
@@ -52,4 +52,38 @@ async fn health_is_not_serving_while_the_broker_is_unreachable() {
     }
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_background_task_that_ends_or_panics_while_the_service_runs_turns_health_not_serving() {
+    for panics in [false, true] {
+        let kit = Kit::new().await;
+        let mut runtime = ServiceRuntime::build("kit-test", kit.settings.clone(), &TEST_MIGRATOR).await.unwrap();
+        let endpoint = format!("http://127.0.0.1:{}", runtime.port());
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+        runtime.task("short-lived", async move {
+            let _ = end_rx.await;
+            assert!(!panics, "the task fails");
+        });
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(runtime.run(async {
+            let _ = stop_rx.await;
+        }));
+        let serving = |service: &'static str| {
+            let endpoint = endpoint.clone();
+            async move { check(&endpoint, service, Duration::from_secs(1)).await.unwrap_or(false) }
+        };
+        assert!(eventually(Duration::from_secs(10), || serving("")).await, "serving while the task runs");
+        assert!(serving(crm_platform::grpc::health::LIVENESS).await);
+
+        let _ = end_tx.send(());
+        assert!(
+            eventually(Duration::from_secs(10), || async { !serving("").await }).await,
+            "not serving once the task has stopped (panicked: {panics})"
+        );
+        assert!(!serving(crm_platform::grpc::health::LIVENESS).await, "and not alive: a restart brings the task back");
+
+        let _ = stop_tx.send(());
+        server.await.unwrap().unwrap();
+    }
 }

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crm_platform::batch::GroupCommit;
+use crm_platform::batch::{GroupCommit, Writer};
 
 use super::{AuditEntry, PreparedRecord, UpsertResult, audit, audit_in, retryable, upsert_prepared_in};
 use crate::domain::TrustTable;
@@ -35,13 +35,13 @@ pub struct UpsertQueue {
 }
 
 impl UpsertQueue {
-    /// Starts the writer task.
-    pub fn start(pool: sqlx::PgPool, trust: Arc<TrustTable>, pii: Arc<PiiCipher>) -> Self {
-        let writer = GroupCommit::start(MAX_GROUP, move |jobs: Vec<Job>| {
+    /// The queue and its writer, to run as a background task of the service.
+    pub fn new(pool: sqlx::PgPool, trust: Arc<TrustTable>, pii: Arc<PiiCipher>) -> (Self, Writer) {
+        let (writer, task) = GroupCommit::new(MAX_GROUP, move |jobs: Vec<Job>| {
             let (pool, trust, pii) = (pool.clone(), trust.clone(), pii.clone());
             async move { apply(&pool, &trust, &pii, jobs).await }
         });
-        Self { writer }
+        (Self { writer }, task)
     }
 
     /// Applies `record` with the next group and returns what it did; `audit`, unless
@@ -154,9 +154,9 @@ pub struct AuditQueue {
 }
 
 impl AuditQueue {
-    /// Starts the writer task.
-    pub fn start(pool: sqlx::PgPool) -> Self {
-        let writer = GroupCommit::start(MAX_GROUP, move |calls: Vec<Vec<AuditEntry>>| {
+    /// The queue and its writer, to run as a background task of the service.
+    pub fn new(pool: sqlx::PgPool) -> (Self, Writer) {
+        let (writer, task) = GroupCommit::new(MAX_GROUP, move |calls: Vec<Vec<AuditEntry>>| {
             let pool = pool.clone();
             async move {
                 let all: Vec<AuditEntry> = calls.iter().flatten().cloned().collect();
@@ -173,7 +173,7 @@ impl AuditQueue {
                 }
             }
         });
-        Self { writer }
+        (Self { writer }, task)
     }
 
     /// Stores `entries` (with the next group).
