@@ -16,6 +16,7 @@
 //! - [`db`]: PostgreSQL pool, database creation, migrations.
 //! - [`sqlstate`]: database errors by name, their error code and whether to retry.
 //! - [`paging`]: the page size rule and page token of every list RPC.
+//! - [`crypto`]: configured 32-byte keys and the one AES-256-GCM sealing helper.
 //! - [`messaging`]: outbox, relay, consumers, CloudEvents envelope.
 //! - [`error`]: error codes and the one mapping to `tonic::Status`.
 //! - [`runtime`]: start-up and ordered shutdown.
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod grpc;

@@ -8,10 +8,9 @@
 //! reveals anyway; it reveals nothing else. Ciphertexts carry the key version
 //! (`v1:`) so that a new key can be introduced beside the old one.
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
+use crm_platform::crypto::{Key32, NONCE_LEN, Sealer};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -31,7 +30,7 @@ pub enum PiiError {
 /// The keys derived from the configured master key.
 #[derive(Clone)]
 pub struct PiiCipher {
-    cipher: Aes256Gcm,
+    cipher: Sealer,
     nonce_key: [u8; 32],
     index_key: [u8; 32],
 }
@@ -59,53 +58,34 @@ fn keyed(key: &[u8; 32], domain: &str, value: &str) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-fn parse_hex(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim();
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
-}
-
 impl PiiCipher {
     /// Keys from the configured master key (64 hex digits).
     pub fn from_hex(master_hex: &str) -> Result<Self, PiiError> {
-        let master = parse_hex(master_hex).filter(|k| k.len() == 32).ok_or(PiiError::BadKey)?;
-        let enc_key = derive(&master, "crm/customer-profile/pii/encryption/v1");
+        let master = Key32::from_hex(master_hex).ok_or(PiiError::BadKey)?;
+        let master = master.bytes();
         Ok(Self {
-            cipher: Aes256Gcm::new_from_slice(&enc_key).map_err(|_| PiiError::BadKey)?,
-            nonce_key: derive(&master, "crm/customer-profile/pii/nonce/v1"),
-            index_key: derive(&master, "crm/customer-profile/pii/index/v1"),
+            cipher: Sealer::new(&Key32::from_bytes(derive(master, "crm/customer-profile/pii/encryption/v1"))),
+            nonce_key: derive(master, "crm/customer-profile/pii/nonce/v1"),
+            index_key: derive(master, "crm/customer-profile/pii/index/v1"),
         })
     }
 
     /// Encrypts `value` of the attribute `field` (the field binds the ciphertext to its
     /// column, so values cannot be swapped between columns unnoticed).
     pub fn encrypt(&self, field: &str, value: &str) -> String {
+        // A synthetic nonce: equal values of a field seal alike (look-ups by value),
+        // different values never share a nonce.
         let tag = keyed(&self.nonce_key, field, value);
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(&tag[..12]);
-        let payload = aes_gcm::aead::Payload { msg: value.as_bytes(), aad: field.as_bytes() };
-        // Encryption fails only for messages of gigabytes.
-        let ciphertext = self.cipher.encrypt(&Nonce::from(nonce), payload).unwrap_or_default();
-        let mut out = Vec::with_capacity(12 + ciphertext.len());
-        out.extend_from_slice(&tag[..12]);
-        out.extend_from_slice(&ciphertext);
-        format!("{VERSION}{}", B64.encode(out))
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&tag[..NONCE_LEN]);
+        format!("{VERSION}{}", B64.encode(self.cipher.seal_with_nonce(nonce, field.as_bytes(), value.as_bytes())))
     }
 
     /// Decrypts what [`PiiCipher::encrypt`] produced for `field`.
     pub fn decrypt(&self, field: &str, stored: &str) -> Result<String, PiiError> {
         let raw = stored.strip_prefix(VERSION).ok_or(PiiError::Undecryptable)?;
         let bytes = B64.decode(raw).map_err(|_| PiiError::Undecryptable)?;
-        if bytes.len() < 12 {
-            return Err(PiiError::Undecryptable);
-        }
-        let (nonce_bytes, ciphertext) = bytes.split_at(12);
-        let mut nonce = [0u8; 12];
-        nonce.copy_from_slice(nonce_bytes);
-        let payload = aes_gcm::aead::Payload { msg: ciphertext, aad: field.as_bytes() };
-        let plain = self.cipher.decrypt(&Nonce::from(nonce), payload).map_err(|_| PiiError::Undecryptable)?;
+        let plain = self.cipher.open(field.as_bytes(), &bytes).ok_or(PiiError::Undecryptable)?;
         String::from_utf8(plain).map_err(|_| PiiError::Undecryptable)
     }
 
@@ -127,6 +107,15 @@ mod tests {
         let stored = c.encrypt("id_number", "11010519491231002X");
         assert!(stored.starts_with("v1:") && !stored.contains("110105"));
         assert_eq!(c.decrypt("id_number", &stored).as_deref(), Ok("11010519491231002X"));
+    }
+
+    #[test]
+    fn values_stored_before_the_kit_sealed_them_still_open_and_seal_alike() {
+        // Sealed by the inline AES-GCM code this service had before the kit's Sealer.
+        const STORED: &str = "v1:x7moQ1ebzzH+qt6pTD0LH+8+JJo+jbOAxrVCMoLAPWdpjirlFtmo1qrQRmwXKw";
+        let c = PiiCipher::from_hex("8f2c0b5e3a7d41c69e0f1b2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f").expect("key");
+        assert_eq!(c.decrypt("id_number", STORED).expect("opens"), "110105194912310021");
+        assert_eq!(c.encrypt("id_number", "110105194912310021"), STORED);
     }
 
     #[test]

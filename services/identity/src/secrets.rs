@@ -3,12 +3,11 @@
 //!
 //! Nothing here logs; callers never put a password, secret or token in a log field.
 
-use aes_gcm::aead::{Aead, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use crm_platform::crypto::{Key32, Sealer};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -75,7 +74,7 @@ pub fn token_hash(token: &str) -> String {
 
 /// Encrypts signing-key seeds at rest.
 #[derive(Clone)]
-pub struct SeedCipher(Aes256Gcm);
+pub struct SeedCipher(Sealer);
 
 impl std::fmt::Debug for SeedCipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -84,34 +83,24 @@ impl std::fmt::Debug for SeedCipher {
 }
 
 impl SeedCipher {
-    /// A cipher with the 32-byte key-encryption key.
-    pub fn new(key: &[u8; 32]) -> Self {
-        Self(Aes256Gcm::new(key.into()))
+    /// A cipher with the key-encryption key.
+    pub fn new(key: &Key32) -> Self {
+        Self(Sealer::new(key))
     }
 
     /// `base64(nonce ‖ ciphertext)`; the kid is bound as associated data so that a
     /// seed cannot be swapped between keys.
     pub fn encrypt(&self, kid: &str, seed: &[u8; 32]) -> Result<String> {
-        let nonce: [u8; 12] = rand::random();
-        let payload = aes_gcm::aead::Payload { msg: seed, aad: kid.as_bytes() };
-        let mut out = nonce.to_vec();
-        out.extend(self.0.encrypt(&Nonce::from(nonce), payload).map_err(|_| Error::Secret("seal".into()))?);
-        Ok(STANDARD.encode(out))
+        Ok(STANDARD.encode(self.0.seal(kid.as_bytes(), seed)))
     }
 
     /// The seed back.
     pub fn decrypt(&self, kid: &str, stored: &str) -> Result<[u8; 32]> {
         let raw = STANDARD.decode(stored).map_err(|_| Error::Secret("stored seed is not base64".into()))?;
-        if raw.len() < 12 {
-            return Err(Error::Secret("stored seed is too short".into()));
-        }
-        let (nonce, sealed) = raw.split_at(12);
-        let nonce: [u8; 12] = nonce.try_into().map_err(|_| Error::Secret("stored seed nonce".into()))?;
-        let payload = aes_gcm::aead::Payload { msg: sealed, aad: kid.as_bytes() };
         let plain = self
             .0
-            .decrypt(&Nonce::from(nonce), payload)
-            .map_err(|_| Error::Secret("seed does not decrypt: wrong identity.key_encryption_key?".into()))?;
+            .open(kid.as_bytes(), &raw)
+            .ok_or_else(|| Error::Secret("seed does not decrypt: wrong identity.key_encryption_key?".into()))?;
         plain.try_into().map_err(|_| Error::Secret("seed is not 32 bytes".into()))
     }
 }
@@ -146,11 +135,11 @@ mod tests {
 
     #[test]
     fn a_seed_decrypts_only_with_its_key_and_kid() {
-        let cipher = SeedCipher::new(&[7u8; 32]);
+        let cipher = SeedCipher::new(&Key32::from_bytes([7u8; 32]));
         let seed = [42u8; 32];
         let stored = cipher.encrypt("k1", &seed).unwrap();
         assert_eq!(cipher.decrypt("k1", &stored).unwrap(), seed);
         assert!(cipher.decrypt("k2", &stored).is_err());
-        assert!(SeedCipher::new(&[8u8; 32]).decrypt("k1", &stored).is_err());
+        assert!(SeedCipher::new(&Key32::from_bytes([8u8; 32])).decrypt("k1", &stored).is_err());
     }
 }

@@ -76,17 +76,9 @@ pub struct IdentitySettings {
 }
 
 impl IdentitySettings {
-    /// The key-encryption key's bytes, if well-formed.
-    pub fn key_encryption_key(&self) -> Option<[u8; 32]> {
-        let hex = self.key_encryption_key.expose_secret().trim();
-        if hex.len() != 64 {
-            return None;
-        }
-        let mut key = [0u8; 32];
-        for (i, byte) in key.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        Some(key)
+    /// The key-encryption key, if well-formed.
+    pub fn key_encryption_key(&self) -> Option<crm_platform::crypto::Key32> {
+        crm_platform::crypto::Key32::from_hex(self.key_encryption_key.expose_secret())
     }
 
     fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
