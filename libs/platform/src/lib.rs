@@ -17,6 +17,8 @@
 //! - [`sqlstate`]: database errors by name, their error code and whether to retry.
 //! - [`paging`]: the page size rule and page token of every list RPC.
 //! - [`crypto`]: configured 32-byte keys and the one AES-256-GCM sealing helper.
+//! - [`validate`]: text fields checked at the edge (length in characters, control
+//!   characters).
 //! - [`messaging`]: outbox, relay, consumers, CloudEvents envelope.
 //! - [`error`]: error codes and the one mapping to `tonic::Status`.
 //! - [`runtime`]: start-up and ordered shutdown.
@@ -39,5 +41,6 @@ pub mod sqlstate;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod validate;
 
 pub use error::{ErrorCode, FieldViolations, PlatformError, ServiceError, to_status};

@@ -237,7 +237,8 @@ pub async fn load_file(
     let reader = BufReader::new(std::fs::File::open(path).map_err(io)?);
     let mut columns: Option<Vec<&'static str>> = None;
     let today = crate::grpc::today();
-    let mut batch: Vec<(i64, String)> = Vec::with_capacity(chunk);
+    // A line that is not UTF-8 is carried as its rejection reason.
+    let mut batch: Vec<(i64, std::result::Result<String, String>)> = Vec::with_capacity(chunk);
     let mut last_line = 0i64;
     // Two stages: while one chunk is written to the database, the next is parsed,
     // validated and encrypted. Chunks still commit one after another, in file order.
@@ -249,9 +250,26 @@ pub async fn load_file(
         load_id,
         actor: actor.map(str::to_string),
     };
-    for (i, line) in reader.lines().enumerate() {
+    for (i, raw) in reader.split(b'\n').enumerate() {
         let line_no = i as i64 + 1;
-        let line = line.map_err(io)?;
+        let mut raw = raw.map_err(io)?;
+        if raw.last() == Some(&b'\r') {
+            raw.pop();
+        }
+        let line = match String::from_utf8(raw) {
+            Ok(line) => line,
+            Err(e) => {
+                let reason = format!("is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to() + 1);
+                if columns.is_none() {
+                    return Err(Error::FailedPrecondition(format!("line {line_no}: {reason}")));
+                }
+                last_line = line_no;
+                if line_no > done {
+                    batch.push((line_no, Err(format!("line {reason}"))));
+                }
+                continue;
+            }
+        };
         let line = line.trim_start_matches('\u{feff}');
         if line.trim().is_empty() || line.starts_with('#') {
             last_line = line_no;
@@ -266,7 +284,7 @@ pub async fn load_file(
         if line_no <= done {
             continue;
         }
-        batch.push((line_no, line.to_string()));
+        batch.push((line_no, Ok(line.to_string())));
         if batch.len() >= chunk {
             let prepared = prepare_chunk(cols, &batch, today, pii, line_no);
             batch.clear();
@@ -312,14 +330,18 @@ impl LoadReport {
 
 fn prepare_chunk(
     columns: &[&'static str],
-    lines: &[(i64, String)],
+    lines: &[(i64, std::result::Result<String, String>)],
     today: Date,
     pii: &PiiCipher,
     done_through: i64,
 ) -> Chunk {
     let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
     for (line_no, line) in lines {
-        let outcome = parse_line(columns, line).and_then(|r| {
+        let parsed = match line {
+            Ok(line) => parse_line(columns, line),
+            Err(reason) => Err(reason.clone()),
+        };
+        let outcome = parsed.and_then(|r| {
             crate::grpc::validate_record(Some(r), today).map_err(|v| {
                 v.iter()
                     .map(|(f, d)| format!("{}: {d}", f.trim_start_matches("record.")))

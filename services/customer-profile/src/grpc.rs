@@ -6,6 +6,7 @@ use crm_platform::FieldViolations;
 use crm_platform::auth::Caller;
 use crm_platform::paging::Page;
 use crm_platform::runtime::ServiceRuntime;
+use crm_platform::validate::{self, Lines};
 use crm_proto::crm::common::v1 as common;
 use crm_proto::crm::customer::v1 as pb;
 use futures::StreamExt;
@@ -115,6 +116,26 @@ pub fn validate_record(record: Option<pb::SourceRecord>, today: Date) -> Result<
         return Err(v);
     };
     let key = r.key.unwrap_or_default();
+    // The limits the contract documents (proto/crm/customer/v1/customer.proto).
+    let texts: [(&str, &str, usize); 9] = [
+        ("record.key.source_system", &key.source_system, 32),
+        ("record.key.source_customer_id", &key.source_customer_id, 64),
+        ("record.id_number", &r.id_number, 64),
+        ("record.name", &r.name, 200),
+        ("record.nationality", &r.nationality, 16),
+        ("record.mobile_phone", &r.mobile_phone, 32),
+        ("record.email", &r.email, 254),
+        ("record.address", &r.address, 500),
+        ("record.occupation", &r.occupation, 100),
+    ];
+    let mut unusable = false;
+    for (field, value, max) in texts {
+        unusable |= !validate::text(&mut v, field, value, max, Lines::Single);
+    }
+    if unusable {
+        // Values that cannot be stored are not checked further.
+        return Err(v);
+    }
     let party_kind = match pb::PartyKind::try_from(r.party_kind) {
         Ok(pb::PartyKind::Personal) => Some(PartyKind::Personal),
         Ok(pb::PartyKind::Corporate) => Some(PartyKind::Corporate),

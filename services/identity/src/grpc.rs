@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crm_platform::FieldViolations;
 use crm_platform::auth::DataScope;
 use crm_platform::paging::Page;
+use crm_platform::validate::{self, Lines};
 use crm_proto::crm::identity::v1 as pb;
 use prost_types::Timestamp;
 use sqlx::PgPool;
@@ -69,7 +70,17 @@ impl IdentityApi {
 
     /// Checks a login's secret and answers its subject, or records the failure.
     async fn authenticate(&self, actor: &Actor, login: &str, secret: String, kind: &str) -> Result<String, Error> {
-        let credentials = store::credentials(&self.pool, login, kind).await?;
+        // A login no principal can have (overlong, control characters) is never looked
+        // up, and fails like an unknown one: the same argon2 work, the same answer.
+        let usable = validate::text_problem(login, MAX_LOGIN_CHARS, Lines::Single).is_none();
+        let credentials = if usable { store::credentials(&self.pool, login, kind).await? } else { None };
+        let unusable_actor;
+        let actor = if usable {
+            actor
+        } else {
+            unusable_actor = Actor { subject: "(unusable login)".into(), ..actor.clone() };
+            &unusable_actor
+        };
         let matches = self.verify_secret(secret, credentials.as_ref().map(|c| c.secret_hash.clone())).await?;
         let now = OffsetDateTime::now_utc();
         let failure = match &credentials {
@@ -123,6 +134,16 @@ fn actor<T>(request: &Request<T>) -> Actor {
         subject: crm_platform::auth::current_caller().map(|c| c.subject().to_string()).unwrap_or_default(),
         source_address: request.remote_addr().map(|a| a.to_string()),
     }
+}
+
+/// The longest login (user login or client id) there can be.
+const MAX_LOGIN_CHARS: usize = 128;
+/// The longest name of an org or display name of a user.
+const MAX_NAME_CHARS: usize = 200;
+
+/// Checks a one-line text field against `max` characters (see [`validate::text`]).
+fn bounded(v: &mut FieldViolations, field: &str, value: &str, max: usize) {
+    validate::text(v, field, value, max, Lines::Single);
 }
 
 fn required(v: &mut FieldViolations, field: &str, value: &str) {
@@ -307,6 +328,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
             v.add("org_id", "must be 1-32 letters, digits, '-' or '_'");
         }
         required(&mut v, "name", &r.name);
+        bounded(&mut v, "name", &r.name, MAX_NAME_CHARS);
         v.into_result().map_err(Error::Invalid)?;
         let org =
             store::create_org(&self.pool, &actor, r.org_id.trim(), r.name.trim(), non_empty(&r.parent_org_id)).await?;
@@ -321,6 +343,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         required(&mut v, "org_id", &r.org_id);
+        bounded(&mut v, "name", &r.name, MAX_NAME_CHARS);
         if non_empty(&r.name).is_none() && non_empty(&r.parent_org_id).is_none() {
             v.add("name", "give a new name or a new parent_org_id");
         }
@@ -387,6 +410,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
             v.add("login", "must be 3-64 letters, digits, '.', '-' or '_'");
         }
         required(&mut v, "display_name", &r.display_name);
+        bounded(&mut v, "display_name", &r.display_name, MAX_NAME_CHARS);
         required(&mut v, "org_id", &r.org_id);
         let roles = check_roles(&r.role_codes, &mut v);
         domain::check_password("password", &r.password, &login, &mut v);
@@ -417,6 +441,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         required(&mut v, "user_id", &r.user_id);
+        bounded(&mut v, "display_name", &r.display_name, MAX_NAME_CHARS);
         v.into_result().map_err(Error::Invalid)?;
         let user =
             store::update_user(&self.pool, &actor, r.user_id.trim(), non_empty(&r.display_name), non_empty(&r.org_id))

@@ -26,9 +26,12 @@ mod tempfile_path {
     pub struct TempPath(pub std::path::PathBuf);
     impl TempPath {
         pub fn new(contents: &str) -> Self {
+            Self::with_bytes(contents.as_bytes())
+        }
+        pub fn with_bytes(contents: &[u8]) -> Self {
             let path = std::env::temp_dir().join(format!("crm-file-{}.txt", uuid_like()));
             let mut f = std::fs::File::create(&path).expect("create");
-            super::Write::write_all(&mut f, contents.as_bytes()).expect("write");
+            super::Write::write_all(&mut f, contents).expect("write");
             Self(path)
         }
     }
@@ -96,5 +99,35 @@ async fn an_interrupted_load_resumes_after_its_last_committed_line() {
     assert_eq!(resumed.lines_read, 3, "lines 7, 8 and 9 only");
     assert_eq!(resumed.accepted, 1, "C-3 loaded again");
     assert_eq!(resumed.rejected.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [7, 9]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_overlong_value_a_control_character_or_a_line_that_is_not_utf8_rejects_that_line_only() {
+    let mut app = spawn_app().await;
+    let mut contents = b"source_system|source_customer_id|source_version|party_kind|id_type|id_number|name\n".to_vec();
+    contents.extend_from_slice(b"CORE|C-1|1|PERSONAL|PASSPORT|E1|good one\n");
+    contents.extend_from_slice(format!("CORE|C-2|1|PERSONAL|PASSPORT|E2|{}\n", "王".repeat(100_000)).as_bytes());
+    contents.extend_from_slice(b"CORE|C-3|1|PERSONAL|PASSPORT|E3|bad \xff\xfe bytes\r\n");
+    contents.extend_from_slice(b"CORE|C-4|1|PERSONAL|PASSPORT|E4|nul\x00name\n");
+    contents.extend_from_slice(b"CORE|C-5|1|PERSONAL|PASSPORT|E5|good two\n");
+    let file = tempfile_path::TempPath::with_bytes(&contents);
+    let pii = PiiCipher::from_hex(PII_KEY).unwrap();
+    let trust = customer_profile::Settings::load_from(app.env.vars(&[("customer.pii_key", PII_KEY)]))
+        .unwrap()
+        .customer
+        .trust_table();
+    let report = load_file(&app.pool, &trust, &pii, &file.0, 2, None).await.unwrap();
+    assert_eq!(report.accepted, 2);
+    let lines: Vec<i64> = report.rejected.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, [3, 4, 5]);
+    assert!(report.rejected[0].1.contains("name: must be at most 200 characters"), "{:?}", report.rejected[0]);
+    assert!(report.rejected[1].1.contains("not valid UTF-8"), "{:?}", report.rejected[1]);
+    assert!(report.rejected[2].1.contains("NUL"), "{:?}", report.rejected[2]);
+    let loaded: Vec<String> = sqlx::query_scalar("SELECT source_customer_id FROM source_record ORDER BY 1")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(loaded, ["C-1", "C-5"]);
     app.stop().await;
 }

@@ -215,3 +215,45 @@ async fn concurrent_upserts_of_one_person_from_many_calls_end_in_one_customer() 
     assert_eq!(created[0].customer_number, number);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn values_beyond_the_documented_limits_or_with_control_characters_are_refused_and_nothing_is_stored() {
+    let mut app = spawn_app().await;
+    let huge_name = "王".repeat(100_000);
+    let long_id = "C".repeat(5_000);
+    let long_address = "路".repeat(200_000);
+    type Edit = Box<dyn Fn(&mut pb::SourceRecord)>;
+    let cases: Vec<(&str, Edit)> = vec![
+        ("record.name", Box::new(move |r| r.name = huge_name.clone())),
+        ("record.name", Box::new(|r| r.name = "张\0伟".into())),
+        ("record.name", Box::new(|r| r.name = "张\u{1b}伟".into())),
+        (
+            "record.key.source_customer_id",
+            Box::new(move |r| r.key.as_mut().unwrap().source_customer_id = long_id.clone()),
+        ),
+        ("record.address", Box::new(move |r| r.address = long_address.clone())),
+        ("record.id_number", Box::new(|r| r.id_number = "1101\u{0}".into())),
+    ];
+    for (field, edit) in cases {
+        let mut record = person("CORE", "C-1", ID18, "张伟");
+        edit(&mut record);
+        let refused = app.upsert(record).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{field}: {refused:?}");
+        let fields: Vec<String> = refused
+            .get_error_details()
+            .bad_request()
+            .expect("bad request")
+            .field_violations
+            .iter()
+            .map(|v| v.field.clone())
+            .collect();
+        assert_eq!(fields, vec![field.to_string()]);
+    }
+    assert_eq!(app.count("SELECT count(*) FROM source_record").await, 0, "nothing stored");
+    assert_eq!(app.count("SELECT count(*) FROM party").await, 0, "nothing stored");
+    // At the limits a record is accepted.
+    let mut record = person("CORE", "C-1", ID18, &"王".repeat(200));
+    record.address = "路".repeat(500);
+    app.upsert(record).await.unwrap();
+    app.stop().await;
+}

@@ -172,3 +172,23 @@ async fn no_password_or_token_is_stored_or_audited_in_the_clear() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_org_name_beyond_its_limit_or_with_a_nul_is_refused_and_nothing_is_stored() {
+    let mut app = spawn_app().await;
+    let mut admin = app.admin().await;
+    for name in ["机".repeat(100_000), "北京\0分行".to_string(), "a\u{7}b".to_string()] {
+        let refused = admin
+            .create_org(pb::CreateOrgRequest { org_id: "BJ".into(), name, parent_org_id: "HO".into() })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    }
+    let orgs = admin.list_orgs(pb::ListOrgsRequest { org_id: "HO".into(), ..Default::default() }).await.unwrap();
+    assert_eq!(orgs.into_inner().orgs.len(), 1, "only the root");
+    admin
+        .create_org(pb::CreateOrgRequest { org_id: "BJ".into(), name: "机".repeat(200), parent_org_id: "HO".into() })
+        .await
+        .unwrap();
+    app.stop().await;
+}

@@ -191,3 +191,14 @@ async fn two_replicas_starting_at_once_bootstrap_one_administrator_and_one_key()
     let roots: i64 = sqlx::query_scalar("SELECT count(*) FROM org").fetch_one(&a.pool()).await.unwrap();
     assert_eq!((admins, keys, roots), (1, 1, 1));
 }
+
+#[tokio::test]
+async fn an_absurd_login_fails_like_any_unknown_login() {
+    let mut app = spawn_app().await;
+    for login in ["x".repeat(1_000_000), "ad\0min".to_string()] {
+        let refused = app.login(&login, "Whatever-Password-1").await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+        assert_eq!(refused.message(), "login failed");
+    }
+    app.stop().await;
+}
