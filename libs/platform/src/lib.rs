@@ -16,6 +16,7 @@
 //! - [`db`]: PostgreSQL pool, database creation, migrations.
 //! - [`sqlstate`]: database errors by name, their error code and whether to retry.
 //! - [`paging`]: the page size rule and page token of every list RPC.
+//! - [`convert`]: wire conversions written once (timestamps, to the nanosecond).
 //! - [`crypto`]: configured 32-byte keys and the one AES-256-GCM sealing helper.
 //! - [`validate`]: text fields checked at the edge (length in characters, control
 //!   characters).
@@ -29,6 +30,7 @@ pub mod auth;
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod convert;
 pub mod crypto;
 pub mod db;
 pub mod error;

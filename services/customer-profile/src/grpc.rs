@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use crm_platform::FieldViolations;
 use crm_platform::auth::Caller;
+use crm_platform::convert::{timestamp, timestamp_from_micros};
 use crm_platform::paging::Page;
 use crm_platform::runtime::ServiceRuntime;
 use crm_platform::validate::{self, Lines};
 use crm_proto::crm::common::v1 as common;
 use crm_proto::crm::customer::v1 as pb;
 use futures::StreamExt;
-use prost_types::Timestamp;
 use serde_json::Value;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -212,14 +212,6 @@ pub fn today() -> Date {
     Date::new(now.year(), u8::from(now.month()), now.day()).unwrap_or(Date { year: 2000, month: 1, day: 1 })
 }
 
-fn timestamp(t: OffsetDateTime) -> Timestamp {
-    Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }
-}
-
-fn micros_timestamp(micros: i64) -> Timestamp {
-    Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1000) as i32 }
-}
-
 fn customer_to_pb(api: &CustomerApi, c: StoredCustomer, full_pii: bool) -> pb::Customer {
     let get = |k: &str| c.golden.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let birth_date = c
@@ -244,7 +236,7 @@ fn customer_to_pb(api: &CustomerApi, c: StoredCustomer, full_pii: bool) -> pb::C
                 source_customer_id: l.get("source_customer_id").and_then(Value::as_str).unwrap_or_default().into(),
             }),
             trust: l.get("trust").and_then(Value::as_i64).unwrap_or_default() as i32,
-            update_time: l.get("updated_at").and_then(Value::as_i64).map(micros_timestamp),
+            update_time: l.get("updated_at").and_then(Value::as_i64).map(timestamp_from_micros),
         })
         .collect();
     let phone = api.reveal("mobile_phone", &get("mobile_phone"), mask_phone, full_pii);

@@ -1156,9 +1156,7 @@ pub fn assignment_to_pb(a: &AssignmentRow) -> pb::Assignment {
         home_org_id: a.home_org_id.clone().unwrap_or_default(),
         primary_rm_id: a.primary_rm_id.clone().unwrap_or_default(),
         related_rm_ids: a.related_rm_ids.clone(),
-        update_time: a
-            .updated_at
-            .map(|t| prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: t.nanosecond() as i32 }),
+        update_time: a.updated_at.map(crm_platform::convert::timestamp),
     }
 }
 

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use crm_platform::FieldViolations;
 use crm_platform::auth::DataScope;
+use crm_platform::convert::timestamp;
 use crm_platform::paging::Page;
 use crm_platform::validate::{self, Lines};
 use crm_proto::crm::identity::v1 as pb;
-use prost_types::Timestamp;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use tonic::{Request, Response, Status};
@@ -123,10 +123,6 @@ impl IdentityApi {
             refresh_token: refresh.unwrap_or_default(),
         })
     }
-}
-
-fn timestamp(t: OffsetDateTime) -> Timestamp {
-    Timestamp { seconds: t.unix_timestamp(), nanos: 0 }
 }
 
 fn actor<T>(request: &Request<T>) -> Actor {

@@ -435,9 +435,7 @@ async fn user_in(tx: &mut PgConnection, subject: &str) -> Result<pb::User> {
         org_id: row.try_get("org_id")?,
         role_codes: row.try_get("roles")?,
         disabled: row.try_get("disabled")?,
-        locked_until: locked_until
-            .filter(|t| *t > OffsetDateTime::now_utc())
-            .map(|t| prost_types::Timestamp { seconds: t.unix_timestamp(), nanos: 0 }),
+        locked_until: locked_until.filter(|t| *t > OffsetDateTime::now_utc()).map(crm_platform::convert::timestamp),
     })
 }
 
@@ -503,7 +501,7 @@ async fn revoke_principal(tx: &mut PgConnection, actor: &Actor, subject: &str, r
     crm_platform::auth::revocation::record(&mut *tx, subject, now, reason).await?;
     let event = pb::PrincipalRevoked {
         subject: subject.into(),
-        not_before: Some(prost_types::Timestamp { seconds: now.unix_timestamp(), nanos: 0 }),
+        not_before: Some(crm_platform::convert::timestamp(now)),
         reason: reason.into(),
     };
     outbox::enqueue(&mut *tx, EVENT_SOURCE, subject, &event, Some(&actor.subject)).await?;

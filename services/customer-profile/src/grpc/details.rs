@@ -82,6 +82,6 @@ pub fn reveal(pii: &PiiCipher, mut detail: pb::PartyDetail, full: bool) -> pb::P
 pub fn decode(detail_id: &str, payload: &[u8], updated_at: OffsetDateTime) -> Result<pb::PartyDetail, Error> {
     let mut detail = pb::PartyDetail::decode(payload).map_err(|e| Error::Corrupt(format!("party detail: {e}")))?;
     detail.detail_id = detail_id.to_string();
-    detail.update_time = Some(prost_types::Timestamp { seconds: updated_at.unix_timestamp(), nanos: 0 });
+    detail.update_time = Some(crm_platform::convert::timestamp(updated_at));
     Ok(detail)
 }
