@@ -97,6 +97,23 @@ impl TestPlatform {
         tokio::spawn(cp_app.run_until_stopped(async {
             let _ = cp_stopped.await;
         }));
+        // Both serving: their consumers' queues exist, so no event of the test's first
+        // calls is published before customer-profile can receive it.
+        for port in [identity_port, customers_port] {
+            let endpoint = format!("http://127.0.0.1:{port}");
+            let serving = crm_platform::testing::eventually(std::time::Duration::from_secs(20), || {
+                let endpoint = endpoint.clone();
+                async move {
+                    crm_platform::grpc::health::check(&endpoint, "", std::time::Duration::from_secs(1))
+                        .await
+                        .unwrap_or(false)
+                }
+            })
+            .await;
+            if !serving {
+                return Err(format!("the service on port {port} did not become SERVING").into());
+            }
+        }
         Ok(Self {
             identity: channel(identity_port).await?,
             customers: channel(customers_port).await?,

@@ -47,6 +47,8 @@ pub struct ServiceRuntime {
     background: CancellationToken,
     /// Named background tasks, started by [`ServiceRuntime::run`].
     tasks: Vec<(String, BackgroundTask)>,
+    /// The queues of the consumers, declared before the server serves.
+    topologies: Vec<Consumer<()>>,
 }
 
 impl std::fmt::Debug for ServiceRuntime {
@@ -85,6 +87,7 @@ impl ServiceRuntime {
             auth: None,
             background: CancellationToken::new(),
             tasks: Vec::new(),
+            topologies: Vec::new(),
         })
     }
 
@@ -175,6 +178,7 @@ impl ServiceRuntime {
             retry_backoff: Duration::from_millis(messaging.retry_backoff_ms),
         };
         let consumer = Consumer::new(self.pool.clone(), self.broker.clone(), config, handler);
+        self.topologies.push(consumer.topology());
         let stop = self.stop_token();
         self.task(format!("consumer {name}"), consumer.run(stop))
     }
@@ -194,15 +198,6 @@ impl ServiceRuntime {
             None => None,
         };
 
-        handles.push(tokio::spawn(crate::grpc::health::monitor(
-            self.health.clone(),
-            self.served.names().to_vec(),
-            self.pool.clone(),
-            self.broker.clone(),
-            Duration::from_millis(self.settings.grpc.health_interval_ms),
-            task_failed.clone(),
-            stopping.clone(),
-        )));
         let relay = OutboxRelay::new(
             self.pool.clone(),
             crate::db::connect_options(&self.settings.database)?,
@@ -229,7 +224,19 @@ impl ServiceRuntime {
                 RevocationHandler,
             );
         }
-        for (name, task) in std::mem::take(&mut self.tasks) {
+        let tasks = std::mem::take(&mut self.tasks);
+        declare_consumer_queues(&self.broker, &self.topologies).await;
+        // Health reports SERVING only from here on: the consumers' queues exist.
+        handles.push(tokio::spawn(crate::grpc::health::monitor(
+            self.health.clone(),
+            self.served.names().to_vec(),
+            self.pool.clone(),
+            self.broker.clone(),
+            Duration::from_millis(self.settings.grpc.health_interval_ms),
+            task_failed.clone(),
+            stopping.clone(),
+        )));
+        for (name, task) in tasks {
             handles.push(supervise(name, task, stopping.clone(), task_failed.clone()));
         }
 
@@ -256,6 +263,31 @@ impl ServiceRuntime {
         self.pool.close().await;
         tracing::info!(service = self.name, "stopped");
         served
+    }
+}
+
+/// Declares every consumer's queues and bindings before anything is served, so that an
+/// event published in answer to the first calls already has its queues to go to. With
+/// the broker away this gives up after a few seconds: each consumer declares its queues
+/// again whenever it connects.
+async fn declare_consumer_queues(broker: &Broker, topologies: &[Consumer<()>]) {
+    if topologies.is_empty() {
+        return;
+    }
+    let declare = async {
+        let channel = broker.channel().await?;
+        for topology in topologies {
+            topology.declare(&channel).await?;
+        }
+        let _ = channel.close(200, "declared".into()).await;
+        Ok::<(), PlatformError>(())
+    };
+    match tokio::time::timeout(Duration::from_secs(5), declare).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "consumer queues not declared at start; consumers declare them on connect")
+        }
+        Err(_) => tracing::warn!("broker did not answer at start; consumers declare their queues on connect"),
     }
 }
 

@@ -126,6 +126,19 @@ impl<H: EventHandler> Consumer<H> {
         Self { pool, broker, config, handler: Arc::new(handler) }
     }
 
+    /// The same consumer's queues without its handler, to declare them ahead of time.
+    pub fn topology(&self) -> Consumer<()> {
+        Consumer {
+            pool: self.pool.clone(),
+            broker: self.broker.clone(),
+            config: self.config.clone(),
+            handler: Arc::new(()),
+        }
+    }
+}
+
+/// The topology of a consumer: its queues, bindings and their declaration.
+impl<H> Consumer<H> {
     /// Name of the dead-letter queue.
     pub fn dead_letter_queue(&self) -> String {
         format!("{}.dlq", self.config.name)
@@ -207,7 +220,9 @@ impl<H: EventHandler> Consumer<H> {
             ),
         })
     }
+}
 
+impl<H: EventHandler> Consumer<H> {
     /// Consumes until `cancel` fires, reconnecting with backoff when the broker goes away.
     /// The delivery in progress when `cancel` fires is finished before returning.
     pub async fn run(self, cancel: CancellationToken) {
