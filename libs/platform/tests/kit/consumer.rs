@@ -250,15 +250,21 @@ fn broker_with(kit: &Kit, queue_type: QueueType) -> Broker {
     Broker::new(&MessagingSettings { queue_type, ..kit.settings.messaging.clone() }, "kit-test")
 }
 
-#[tokio::test]
-async fn a_consumer_declares_quorum_queues_by_default_whose_delay_queues_dead_letter_at_least_once() {
-    let kit = Kit::new().await;
+/// Declares a consumer of three attempts and reads back its queues, which are exactly
+/// its topology.
+async fn declare_three_attempt_consumer(kit: &Kit) -> (ConsumerConfig, BTreeMap<String, DeclaredQueue>) {
     let config = kit.consumer_config(3);
     let consumer = Consumer::new(kit.pool.clone(), kit.broker.clone(), config.clone(), LedgerHandler::default());
     consumer.declare(&kit.broker.channel().await.unwrap()).await.unwrap();
-
     let queues = declared_queues(&config.name);
     assert_eq!(queues.keys().cloned().collect::<Vec<_>>(), topology(&config.name));
+    (config, queues)
+}
+
+#[tokio::test]
+async fn a_consumer_declares_quorum_queues_by_default_whose_delay_queues_dead_letter_at_least_once() {
+    let kit = Kit::new().await;
+    let (config, queues) = declare_three_attempt_consumer(&kit).await;
     for (name, queue) in &queues {
         assert_eq!(queue.queue_type, "quorum", "{name}");
     }
@@ -273,12 +279,7 @@ async fn a_consumer_declares_quorum_queues_by_default_whose_delay_queues_dead_le
 #[tokio::test]
 async fn a_consumer_declares_classic_queues_when_configured() {
     let kit = Kit::with(&[("messaging.queue_type", "classic")]).await;
-    let config = kit.consumer_config(3);
-    let consumer = Consumer::new(kit.pool.clone(), kit.broker.clone(), config.clone(), LedgerHandler::default());
-    consumer.declare(&kit.broker.channel().await.unwrap()).await.unwrap();
-
-    let queues = declared_queues(&config.name);
-    assert_eq!(queues.keys().cloned().collect::<Vec<_>>(), topology(&config.name));
+    let (_, queues) = declare_three_attempt_consumer(&kit).await;
     for (name, queue) in &queues {
         assert_eq!(queue.queue_type, "classic", "{name}");
         assert!(!queue.arguments.contains_key("x-dead-letter-strategy"), "{name}: a quorum-only argument");
