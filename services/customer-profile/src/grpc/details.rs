@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::{CustomerApi, viewer};
 use crate::convert::{self, today};
-use crate::domain::{self, mask_id_number, mask_phone, normalize_id_number};
+use crate::domain::{self, PartyKind, mask_id_number, mask_phone, normalize_id_number};
 use crate::error::Error;
 use crate::pii::PiiCipher;
 use crate::store;
@@ -34,16 +34,7 @@ pub(super) async fn put_party_detail(
         return Err(Error::Invalid(v).into());
     };
     let customer = api.visible_survivor(&viewer, number.as_str()).await?;
-    let Some(kind) = detail.detail.as_ref() else {
-        return Err(Error::Corrupt("validated detail without kind".into()).into());
-    };
-    let party_kind = convert::party_kind_of(&customer.party_kind);
-    let kind_code = domain::details::kind_code(kind);
-    if !domain::details::fits_party_kind(kind, party_kind) {
-        let mut v = FieldViolations::new();
-        v.add("detail", format!("a {kind_code} detail does not fit a {} customer", party_kind.code()));
-        return Err(Error::Invalid(v).into());
-    }
+    let kind_code = fitting_kind(&detail, convert::party_kind_of(&customer.party_kind))?;
     let sealed = seal(&api.pii, detail);
     let changed = store::put_detail(
         &api.pool,
@@ -67,6 +58,21 @@ pub(super) async fn put_party_detail(
         detail: Some(reveal(&api.pii, sealed, viewer.full_pii)),
         changed,
     }))
+}
+
+/// The stored code of a validated detail's kind, refused when the kind does not fit
+/// the customer (family details of a company, a key person or profile of a person).
+fn fitting_kind(detail: &pb::PartyDetail, party_kind: PartyKind) -> Result<&'static str, Error> {
+    let Some(kind) = detail.detail.as_ref() else {
+        return Err(Error::Corrupt("validated detail without kind".into()));
+    };
+    let kind_code = domain::details::kind_code(kind);
+    if !domain::details::fits_party_kind(kind, party_kind) {
+        let mut v = FieldViolations::new();
+        v.add("detail", format!("a {kind_code} detail does not fit a {} customer", party_kind.code()));
+        return Err(Error::Invalid(v));
+    }
+    Ok(kind_code)
 }
 
 pub(super) async fn remove_party_detail(

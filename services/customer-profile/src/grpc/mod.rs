@@ -50,8 +50,10 @@ use crate::store::{self, StoredCustomer};
 /// [`crate::convert`] held it).
 pub use crate::convert::today;
 
-/// The record of an upsert request checked as of `today`, or every problem with it
-/// named by its request field (`record`, `record.key.source_system`, …).
+/// The `record` of an upsert request checked as of `today` (handlers check as of the
+/// current date, through `ValidatedRecord::try_from`), or every problem with it named
+/// by its request field (`record`, `record.key.source_system`, …). For tests that need
+/// a fixed date and for callers of this path from before [`crate::convert`].
 pub fn validate_record(record: Option<pb::SourceRecord>, today: Date) -> Result<ValidatedRecord, FieldViolations> {
     ingestion::request_record(record, |r| crate::convert::source_record(r, today))
 }
