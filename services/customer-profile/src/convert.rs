@@ -122,11 +122,10 @@ pub struct NotADate;
 impl TryFrom<common::Date> for Date {
     type Error = NotADate;
 
+    /// Checked by the kit's calendar ([`crm_platform::convert::date_of`]).
     fn try_from(d: common::Date) -> Result<Self, NotADate> {
-        let (Ok(month), Ok(day)) = (u8::try_from(d.month), u8::try_from(d.day)) else {
-            return Err(NotADate);
-        };
-        Date::new(d.year, month, day).ok_or(NotADate)
+        let d = crm_platform::convert::date_of(&d).ok_or(NotADate)?;
+        Ok(Date { year: d.year(), month: u8::from(d.month()), day: d.day() })
     }
 }
 
