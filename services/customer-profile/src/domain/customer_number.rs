@@ -48,7 +48,7 @@ pub fn is_valid_customer_number(s: &str) -> bool {
 }
 
 /// A well-formed customer number with a correct check digit, parsed once where it
-/// comes in (a request, a file) and trusted from then on.
+/// comes in (a request) and trusted from then on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CustomerNumber(String);
 
