@@ -97,14 +97,35 @@ pub fn combine_roles<'a>(roles: impl IntoIterator<Item = (&'a [String], DataScop
     (perms.into_iter().collect(), scope)
 }
 
-/// A scope's name as stored.
-pub fn scope_from_code(code: &str) -> Option<DataScope> {
-    match code {
-        "own" => Some(DataScope::Own),
-        "org" => Some(DataScope::Org),
-        "subtree" => Some(DataScope::Subtree),
-        "all" => Some(DataScope::All),
-        _ => None,
+/// Why a login was refused. The caller only ever learns that it failed
+/// (`Error::LoginFailed`); the reason goes to the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    /// No principal of that kind has the login (or the login cannot exist).
+    UnknownLogin,
+    /// The principal is disabled.
+    Disabled,
+    /// A lock from earlier failures still holds.
+    Locked,
+    /// The password or client secret does not match.
+    WrongSecret,
+}
+
+impl LoginRefusal {
+    /// The reason as the audit trail records it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginRefusal::UnknownLogin => "unknown login",
+            LoginRefusal::Disabled => "disabled",
+            LoginRefusal::Locked => "locked",
+            LoginRefusal::WrongSecret => "wrong secret",
+        }
+    }
+
+    /// Whether this refusal counts towards a lock: only a wrong secret does; attempts
+    /// on an unknown, disabled or locked account change no counter.
+    pub fn counts_toward_lock(self) -> bool {
+        self == LoginRefusal::WrongSecret
     }
 }
 
@@ -199,9 +220,19 @@ mod tests {
         let (perms, scope) = combine_roles(std::iter::empty());
         assert!(perms.is_empty());
         assert_eq!(scope, DataScope::Own);
-        for code in ["own", "org", "subtree", "all"] {
-            assert_eq!(scope_from_code(code).map(DataScope::as_str), Some(code));
+    }
+
+    #[test]
+    fn only_a_wrong_secret_counts_towards_a_lock() {
+        let cases = [
+            (LoginRefusal::UnknownLogin, "unknown login", false),
+            (LoginRefusal::Disabled, "disabled", false),
+            (LoginRefusal::Locked, "locked", false),
+            (LoginRefusal::WrongSecret, "wrong secret", true),
+        ];
+        for (refusal, recorded, counts) in cases {
+            assert_eq!(refusal.as_str(), recorded);
+            assert_eq!(refusal.counts_toward_lock(), counts, "{refusal:?}");
         }
-        assert_eq!(scope_from_code("everything"), None);
     }
 }
