@@ -9,7 +9,7 @@ use crm_proto::crm::identity::v1 as pb;
 use time::OffsetDateTime;
 
 use crate::domain;
-use crate::store::{AuditEntry, Org, PublishedKey, Role, User};
+use crate::store::{AuditEntry, Org, Principal, PublishedKey, Role};
 
 /// The wire value of a scope.
 pub fn scope_to_pb(scope: DataScope) -> pb::DataScope {
@@ -93,8 +93,9 @@ impl From<Role> for pb::Role {
     }
 }
 
-/// A user on the wire as of `now`: `locked_until` only while the lock holds.
-pub fn user_to_pb(u: User, now: OffsetDateTime) -> pb::User {
+/// A user or service account on the wire as of `now`: `locked_until` only while
+/// the lock holds.
+pub fn user_to_pb(u: Principal, now: OffsetDateTime) -> pb::User {
     pb::User {
         user_id: u.subject,
         login: u.login,
@@ -106,9 +107,9 @@ pub fn user_to_pb(u: User, now: OffsetDateTime) -> pb::User {
     }
 }
 
-impl From<User> for pb::User {
+impl From<Principal> for pb::User {
     /// As of the current time.
-    fn from(u: User) -> Self {
+    fn from(u: Principal) -> Self {
         user_to_pb(u, OffsetDateTime::now_utc())
     }
 }
@@ -198,7 +199,7 @@ mod tests {
     #[test]
     fn a_user_shows_its_lock_only_while_it_holds() {
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
-        let user = |locked_until| User {
+        let user = |locked_until| Principal {
             subject: "u-1".into(),
             login: "alice".into(),
             display_name: "Alice".into(),

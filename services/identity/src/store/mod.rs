@@ -35,7 +35,8 @@ pub use bootstrap::{bootstrap, is_empty};
 pub use logins::{Credentials, Lockout, PrincipalClaims, credentials, login_failed, login_succeeded, principal_claims};
 pub use orgs::{Org, close_org, create_org, list_orgs, update_org};
 pub use principals::{
-    NewPrincipal, User, assign_roles, create_principal, get_user, reset_password, set_disabled, unlock, update_user,
+    NewPrincipal, Principal, assign_roles, create_principal, get_user, reset_password, set_disabled, unlock,
+    update_user,
 };
 pub use refresh_tokens::{Refreshed, logout, rotate_refresh};
 pub use roles::{Role, create_role, list_roles, update_role};

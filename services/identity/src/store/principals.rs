@@ -32,9 +32,9 @@ pub struct NewPrincipal {
     pub secret_hash: String,
 }
 
-/// A user or service account as stored, with its roles.
+/// A user or service account as stored, with its roles (on the wire: a `User`).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct User {
+pub struct Principal {
     /// User id (UUID) or client id: what tokens name.
     pub subject: String,
     /// Login or client id.
@@ -52,7 +52,7 @@ pub struct User {
 }
 
 /// Creates a user or service account.
-pub async fn create_principal(pool: &PgPool, actor: &Actor, p: &NewPrincipal) -> Result<User> {
+pub async fn create_principal(pool: &PgPool, actor: &Actor, p: &NewPrincipal) -> Result<Principal> {
     let mut tx = pool.begin().await?;
     open_org(&mut tx, &p.org_id).await?;
     check_roles(&mut tx, &p.roles).await?;
@@ -78,7 +78,7 @@ pub async fn create_principal(pool: &PgPool, actor: &Actor, p: &NewPrincipal) ->
     };
     audit(&mut tx, actor, action, Some(&p.subject), json!({"login": p.login, "org_id": p.org_id, "roles": p.roles}))
         .await?;
-    let user = user_in(&mut tx, &p.subject).await?;
+    let user = principal_in(&mut tx, &p.subject).await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -94,8 +94,8 @@ pub(super) async fn set_roles(tx: &mut PgConnection, subject: &str, roles: &[Str
     Ok(())
 }
 
-async fn user_in(tx: &mut PgConnection, subject: &str) -> Result<User> {
-    sqlx::query_as::<_, User>(
+async fn principal_in(tx: &mut PgConnection, subject: &str) -> Result<Principal> {
+    sqlx::query_as::<_, Principal>(
         "SELECT p.subject, p.login, p.display_name, p.org_id, p.disabled, p.locked_until,
                 coalesce(array_agg(r.role_code ORDER BY r.role_code) FILTER (WHERE r.role_code IS NOT NULL), '{}')
                   AS role_codes
@@ -108,10 +108,10 @@ async fn user_in(tx: &mut PgConnection, subject: &str) -> Result<User> {
     .ok_or_else(|| Error::NotFound(format!("user {subject}")))
 }
 
-/// A user (or service account) by subject.
-pub async fn get_user(pool: &PgPool, subject: &str) -> Result<User> {
+/// A user or service account by subject.
+pub async fn get_user(pool: &PgPool, subject: &str) -> Result<Principal> {
     let mut conn = pool.acquire().await?;
-    user_in(&mut conn, subject).await
+    principal_in(&mut conn, subject).await
 }
 
 /// Changes display name and/or org.
@@ -121,9 +121,9 @@ pub async fn update_user(
     subject: &str,
     display_name: Option<&str>,
     org_id: Option<&str>,
-) -> Result<User> {
+) -> Result<Principal> {
     let mut tx = pool.begin().await?;
-    user_in(&mut tx, subject).await?;
+    principal_in(&mut tx, subject).await?;
     if let Some(org) = org_id {
         open_org(&mut tx, org).await?;
     }
@@ -138,28 +138,34 @@ pub async fn update_user(
     .await?;
     audit(&mut tx, actor, "user.updated", Some(subject), json!({"display_name": display_name, "org_id": org_id}))
         .await?;
-    let user = user_in(&mut tx, subject).await?;
+    let user = principal_in(&mut tx, subject).await?;
     tx.commit().await?;
     Ok(user)
 }
 
 /// Replaces a principal's roles.
-pub async fn assign_roles(pool: &PgPool, actor: &Actor, subject: &str, roles: &[String]) -> Result<User> {
+pub async fn assign_roles(pool: &PgPool, actor: &Actor, subject: &str, roles: &[String]) -> Result<Principal> {
     let mut tx = pool.begin().await?;
-    let before = user_in(&mut tx, subject).await?;
+    let before = principal_in(&mut tx, subject).await?;
     check_roles(&mut tx, roles).await?;
     set_roles(&mut tx, subject, roles).await?;
     audit(&mut tx, actor, "user.roles_assigned", Some(subject), json!({"before": before.role_codes, "after": roles}))
         .await?;
-    let user = user_in(&mut tx, subject).await?;
+    let user = principal_in(&mut tx, subject).await?;
     tx.commit().await?;
     Ok(user)
 }
 
 /// Disables or enables a principal; disabling revokes its tokens.
-pub async fn set_disabled(pool: &PgPool, actor: &Actor, subject: &str, disabled: bool, reason: &str) -> Result<User> {
+pub async fn set_disabled(
+    pool: &PgPool,
+    actor: &Actor,
+    subject: &str,
+    disabled: bool,
+    reason: &str,
+) -> Result<Principal> {
     let mut tx = pool.begin().await?;
-    user_in(&mut tx, subject).await?;
+    principal_in(&mut tx, subject).await?;
     sqlx::query("UPDATE principal SET disabled = $2, updated_at = now() WHERE subject = $1")
         .bind(subject)
         .bind(disabled)
@@ -171,7 +177,7 @@ pub async fn set_disabled(pool: &PgPool, actor: &Actor, subject: &str, disabled:
     } else {
         audit(&mut tx, actor, "user.enabled", Some(subject), json!({})).await?;
     }
-    let user = user_in(&mut tx, subject).await?;
+    let user = principal_in(&mut tx, subject).await?;
     tx.commit().await?;
     Ok(user)
 }
@@ -179,7 +185,7 @@ pub async fn set_disabled(pool: &PgPool, actor: &Actor, subject: &str, disabled:
 /// Sets a new password hash, clears any lock, revokes tokens.
 pub async fn reset_password(pool: &PgPool, actor: &Actor, subject: &str, secret_hash: &str) -> Result<()> {
     let mut tx = pool.begin().await?;
-    user_in(&mut tx, subject).await?;
+    principal_in(&mut tx, subject).await?;
     sqlx::query(
         "UPDATE principal SET secret_hash = $2, failed_attempts = 0, locked_until = NULL, updated_at = now()
          WHERE subject = $1",
@@ -195,15 +201,15 @@ pub async fn reset_password(pool: &PgPool, actor: &Actor, subject: &str, secret_
 }
 
 /// Clears a lock.
-pub async fn unlock(pool: &PgPool, actor: &Actor, subject: &str) -> Result<User> {
+pub async fn unlock(pool: &PgPool, actor: &Actor, subject: &str) -> Result<Principal> {
     let mut tx = pool.begin().await?;
-    user_in(&mut tx, subject).await?;
+    principal_in(&mut tx, subject).await?;
     sqlx::query("UPDATE principal SET failed_attempts = 0, locked_until = NULL WHERE subject = $1")
         .bind(subject)
         .execute(&mut *tx)
         .await?;
     audit(&mut tx, actor, "user.unlocked", Some(subject), json!({})).await?;
-    let user = user_in(&mut tx, subject).await?;
+    let user = principal_in(&mut tx, subject).await?;
     tx.commit().await?;
     Ok(user)
 }
