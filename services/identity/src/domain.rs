@@ -129,6 +129,24 @@ impl LoginRefusal {
     }
 }
 
+/// Why a login is refused, if it is: an unknown login, then a disabled account, then
+/// a lock still holding at `now`, then a wrong secret. `account` is the login's
+/// (disabled, locked until), if it exists. The caller checks the secret even when the
+/// answer is known without it, so that every refusal costs the same.
+pub fn login_refusal(
+    account: Option<(bool, Option<time::OffsetDateTime>)>,
+    secret_matches: bool,
+    now: time::OffsetDateTime,
+) -> Option<LoginRefusal> {
+    match account {
+        None => Some(LoginRefusal::UnknownLogin),
+        Some((true, _)) => Some(LoginRefusal::Disabled),
+        Some((false, locked_until)) if is_locked(locked_until, now) => Some(LoginRefusal::Locked),
+        Some(_) if !secret_matches => Some(LoginRefusal::WrongSecret),
+        Some(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +251,29 @@ mod tests {
         for (refusal, recorded, counts) in cases {
             assert_eq!(refusal.as_str(), recorded);
             assert_eq!(refusal.counts_toward_lock(), counts, "{refusal:?}");
+        }
+    }
+
+    #[test]
+    fn a_login_is_refused_for_the_first_reason_that_applies() {
+        let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let locked = Some(now + time::Duration::minutes(1));
+        let expired = Some(now - time::Duration::minutes(1));
+        // (account: (disabled, locked until), secret matches) → refusal
+        let cases = [
+            (None, true, Some(LoginRefusal::UnknownLogin)),
+            (None, false, Some(LoginRefusal::UnknownLogin)),
+            (Some((true, locked)), true, Some(LoginRefusal::Disabled)),
+            (Some((true, None)), false, Some(LoginRefusal::Disabled)),
+            (Some((false, locked)), true, Some(LoginRefusal::Locked)),
+            (Some((false, locked)), false, Some(LoginRefusal::Locked)),
+            (Some((false, expired)), false, Some(LoginRefusal::WrongSecret)),
+            (Some((false, None)), false, Some(LoginRefusal::WrongSecret)),
+            (Some((false, expired)), true, None),
+            (Some((false, None)), true, None),
+        ];
+        for (account, matches, expected) in cases {
+            assert_eq!(login_refusal(account, matches, now), expected, "{account:?}, secret matches: {matches}");
         }
     }
 }

@@ -36,14 +36,8 @@ impl IdentityApi {
             &unusable_actor
         };
         let matches = self.verify_secret(secret, credentials.as_ref().map(|c| c.secret_hash.clone())).await?;
-        let now = OffsetDateTime::now_utc();
-        let refusal = match &credentials {
-            None => Some(LoginRefusal::UnknownLogin),
-            Some(c) if c.disabled => Some(LoginRefusal::Disabled),
-            Some(c) if domain::is_locked(c.locked_until, now) => Some(LoginRefusal::Locked),
-            Some(_) if !matches => Some(LoginRefusal::WrongSecret),
-            Some(_) => None,
-        };
+        let account = credentials.as_ref().map(|c| (c.disabled, c.locked_until));
+        let refusal = domain::login_refusal(account, matches, OffsetDateTime::now_utc());
         match (refusal, credentials) {
             (None, Some(c)) => Ok(c.subject),
             (refusal, c) => {
