@@ -1,6 +1,6 @@
-//! identity's gRPC services, one file each in proto order: [`auth`]
+//! identity's gRPC services, one file each in proto order: `auth`
 //! (`crm.identity.v1.AuthService`: logins, refresh, logout, verification keys) and
-//! [`admin`] (`IdentityAdminService`: orgs, roles, users, service accounts, signing
+//! `admin` (`IdentityAdminService`: orgs, roles, users, service accounts, signing
 //! keys, audit trail). Handlers parse and check the request (every bad field named),
 //! call the store, and map its answer through `crate::convert`; this module holds
 //! their shared state and checks.

@@ -17,8 +17,8 @@
 //! - [`refresh_tokens`]: rotation with reuse detection, logout.
 //! - [`revocations`]: revoking every token of a principal (`PrincipalRevoked`).
 //! - [`signing_keys`]: the current signing key, rotation, published keys.
-//! - [`bootstrap`]: the root org and first administrator of an empty database.
-//! - [`audit`]: the audit trail: [`Actor`], [`audit()`], listing.
+//! - [`mod@bootstrap`]: the root org and first administrator of an empty database.
+//! - [`mod@audit`]: the audit trail: [`Actor`], [`audit()`], listing.
 
 pub mod audit;
 pub mod bootstrap;
