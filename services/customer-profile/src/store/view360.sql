@@ -1,7 +1,8 @@
 -- The 360° view of customer number $1 (an absorbed number resolves to its survivor),
 -- and whether it lies inside the data scope ($2, $3: see party_visible). One row, or
--- none when there is no such customer.
-WITH me AS (
+-- none when there is no such customer. `me` is materialised so that the survivor is
+-- resolved once (inlined, the planner would repeat the call for the assignment join).
+WITH me AS MATERIALIZED (
     SELECT p.* FROM party p
     WHERE p.party_id = surviving_party((SELECT party_id FROM party WHERE customer_number = $1))
 )
