@@ -12,20 +12,20 @@
 //! resolve it with the `surviving_party` function (migration 0009).
 //!
 //! # Layout
-//! - [`identify`]: upserts of source records: identification, merge and unmerge
+//! - `identify`: upserts of source records: identification, merge and unmerge
 //!   (one by one, and the entry to the set-based path).
 //! - [`bulk`]: the set-based path (preparation, runs, partitions, the run's write).
-//! - [`parties`]: parties and their golden records: founding, survivorship,
+//! - `parties`: parties and their golden records: founding, survivorship,
 //!   absorbing, reading a customer.
-//! - [`suspects`]: suspect pairs and the steward's decision.
-//! - [`history`]: golden-record history.
-//! - [`search`]: customer search.
-//! - [`assignment`]: who looks after a customer, and its history.
-//! - [`relationships`]: relationships between customers.
-//! - [`view360`]: the 360° view, read in one statement.
-//! - [`details`]: maintained details and extended attributes.
-//! - [`access`]: data scope, the org directory and the access audit trail.
-//! - [`queue`]: group commit of single upserts and audit entries.
+//! - `suspects`: suspect pairs and the steward's decision.
+//! - `history`: golden-record history.
+//! - `search`: customer search.
+//! - `assignment`: who looks after a customer, and its history.
+//! - `relationships`: relationships between customers.
+//! - `view360`: the 360° view, read in one statement.
+//! - `details`: maintained details and extended attributes.
+//! - `access`: data scope, the org directory and the access audit trail.
+//! - `queue`: group commit of single upserts and audit entries.
 //!
 //! This module holds what several of them share: event source, blind-index domains,
 //! how a record is stored (identity, attributes), locks and small look-ups.

@@ -23,11 +23,11 @@
 //! ([`upsert_partitioned`]), so that a load uses more than one PostgreSQL backend.
 //!
 //! # Layout
-//! - [`prepare`]: [`PreparedRecord`], the CPU work done before a transaction.
+//! - `prepare`: [`PreparedRecord`], the CPU work done before a transaction.
 //! - this module: classification into runs and the entry point, [`upsert_prepared_in`].
-//! - [`partition`]: large batches of simple records as partitions side by side.
-//! - [`run`]: a run of simple records applied in memory, exactly as one by one would.
-//! - [`write`]: the statement that writes a run to the ECIF tables (`write.sql`).
+//! - `partition`: large batches of simple records as partitions side by side.
+//! - `run`: a run of simple records applied in memory, exactly as one by one would.
+//! - `write`: the statement that writes a run to the ECIF tables (`write.sql`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
