@@ -395,6 +395,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListCustomerHistoryRequest>,
     ) -> Result<Response<pb::ListCustomerHistoryResponse>, Status> {
+        crate::limits::list_customer_history(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -416,6 +417,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::AddRelationshipRequest>,
     ) -> Result<Response<pb::AddRelationshipResponse>, Status> {
+        crate::limits::add_relationship(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -462,6 +464,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::GetCustomer360Request>,
     ) -> Result<Response<pb::GetCustomer360Response>, Status> {
+        crate::limits::get_customer360(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         if r.customer_number.trim().is_empty() {
@@ -505,6 +508,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::SearchCustomersRequest>,
     ) -> Result<Response<pb::SearchCustomersResponse>, Status> {
+        crate::limits::search_customers(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -575,6 +579,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::AssignCustomersRequest>,
     ) -> Result<Response<pb::AssignCustomersResponse>, Status> {
+        crate::limits::assign_customers(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -607,6 +612,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::RecallCustomersRequest>,
     ) -> Result<Response<pb::RecallCustomersResponse>, Status> {
+        crate::limits::recall_customers(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -634,6 +640,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListAssignmentHistoryRequest>,
     ) -> Result<Response<pb::ListAssignmentHistoryResponse>, Status> {
+        crate::limits::list_assignment_history(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -692,6 +699,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
             match stream.next().await {
                 Some(message) => {
                     let message = message?;
+                    crate::limits::import_record(index).map_err(Error::Invalid)?;
                     let key = message.record.as_ref().and_then(|r| r.key.clone());
                     match validate_record(message.record, today) {
                         Err(violations) => {
@@ -747,6 +755,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::GetCustomerRequest>,
     ) -> Result<Response<pb::GetCustomerResponse>, Status> {
+        crate::limits::get_customer(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let customer = match request.into_inner().lookup {
             Some(pb::get_customer_request::Lookup::CustomerNumber(n)) if !n.trim().is_empty() => {
@@ -771,6 +780,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListSuspectPairsRequest>,
     ) -> Result<Response<pb::ListSuspectPairsResponse>, Status> {
+        crate::limits::list_suspect_pairs(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -798,6 +808,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ResolveSuspectPairRequest>,
     ) -> Result<Response<pb::ResolveSuspectPairResponse>, Status> {
+        crate::limits::resolve_suspect_pair(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -830,6 +841,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::PutPartyDetailRequest>,
     ) -> Result<Response<pb::PutPartyDetailResponse>, Status> {
+        crate::limits::put_party_detail(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -889,6 +901,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::RemovePartyDetailRequest>,
     ) -> Result<Response<pb::RemovePartyDetailResponse>, Status> {
+        crate::limits::remove_party_detail(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -917,6 +930,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::SetExtendedAttributesRequest>,
     ) -> Result<Response<pb::SetExtendedAttributesResponse>, Status> {
+        crate::limits::set_extended_attributes(request.get_ref()).map_err(Error::Invalid)?;
         let viewer = viewer(&request)?;
         let r = request.into_inner();
         let mut v = domain::details::validate_extended(&r.set, &r.remove);
@@ -941,6 +955,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListAccessAuditRequest>,
     ) -> Result<Response<pb::ListAccessAuditResponse>, Status> {
+        crate::limits::list_access_audit(request.get_ref()).map_err(Error::Invalid)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         let page = Page::parse("access-audit", r.page_size, &r.page_token, &mut v);

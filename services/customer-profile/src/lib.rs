@@ -24,6 +24,7 @@ pub mod error;
 pub mod events;
 pub mod file_load;
 pub mod grpc;
+pub mod limits;
 pub mod pii;
 pub mod sample;
 pub mod settings;

@@ -17,6 +17,7 @@ pub mod access;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod limits;
 pub mod secrets;
 pub mod settings;
 pub mod store;
