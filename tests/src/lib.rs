@@ -5,7 +5,8 @@
 //! and customer-profile on free ports, wired to each other (customer-profile verifies
 //! identity's tokens with keys fetched over gRPC and follows its events). The flows
 //! live in `tests/flows`, the checks from other languages' clients in
-//! `tests/other_languages`, the trace checks in `tests/traces`.
+//! `tests/other_languages`, the trace checks in `tests/traces`, the sweep of bad input
+//! over every RPC in `tests/sweep`.
 
 use crm_platform::grpc::client::BearerToken;
 use crm_platform::testing::TestEnv;
@@ -40,6 +41,10 @@ pub struct TestPlatform {
     pub customers_port: u16,
     /// The exchange both services publish to and consume from.
     pub exchange: String,
+    /// `postgres://` URL of identity's database.
+    pub identity_database_url: String,
+    /// `postgres://` URL of customer-profile's database.
+    pub customers_database_url: String,
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -119,6 +124,8 @@ impl TestPlatform {
             customers: channel(customers_port).await?,
             identity_port,
             customers_port,
+            identity_database_url: id_env.database_url(),
+            customers_database_url: cp_env.database_url(),
             exchange: id_env.exchange,
             stops: vec![id_stop, cp_stop],
         })
