@@ -194,7 +194,9 @@ pub struct GrpcSettings {
     pub max_concurrent_streams: u32,
     /// The largest message, in bytes, a server reads (a request, or one message of a
     /// client stream) or writes: a larger request is refused with RESOURCE_EXHAUSTED
-    /// before it is buffered. Every server of the service, health and reflection too.
+    /// before it is buffered, by every server of the service, health and reflection
+    /// too; an answer of a service's own server that would be larger fails with
+    /// tonic's OUT_OF_RANGE.
     pub max_message_bytes: usize,
 }
 
