@@ -700,7 +700,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
                 Some(message) => {
                     let message = message?;
                     crate::limits::import_record(index).map_err(Error::Invalid)?;
-                    let key = message.record.as_ref().and_then(|r| r.key.clone());
+                    let key = crate::limits::echoed_key(&message);
                     match validate_record(message.record, today) {
                         Err(violations) => {
                             response.rejected_count += 1;

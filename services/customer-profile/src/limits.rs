@@ -252,6 +252,16 @@ pub fn import_record(index: i64) -> Result<(), FieldViolations> {
     v.into_result()
 }
 
+/// The key an import outcome echoes: the record's key when it is within its limits;
+/// none otherwise (the outcome's index still names the record), so that an answer
+/// stays far below the message limit whatever keys a stream sends.
+pub fn echoed_key(r: &pb::ImportSourceRecordsRequest) -> Option<pb::SourceKey> {
+    let key = r.record.as_ref()?.key.as_ref()?;
+    let fits = validate::text_problem(&key.source_system, 32, Lines::Single).is_none()
+        && validate::text_problem(&key.source_customer_id, 64, Lines::Single).is_none();
+    fits.then(|| key.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +325,12 @@ mod tests {
         };
         assert_eq!(fields(set_extended_attributes(&r)), ["set"]);
         assert!(import_record(MAX_IMPORT_RECORDS - 1).is_ok());
+        let key = |id: &str| pb::SourceKey { source_system: "CORE".into(), source_customer_id: id.into() };
+        let import = |id: &str| pb::ImportSourceRecordsRequest {
+            record: Some(pb::SourceRecord { key: Some(key(id)), ..Default::default() }),
+        };
+        assert_eq!(echoed_key(&import("C-1")), Some(key("C-1")));
+        assert_eq!(echoed_key(&import(&"C".repeat(65))), None);
         assert_eq!(fields(import_record(MAX_IMPORT_RECORDS)), ["record"]);
     }
 }

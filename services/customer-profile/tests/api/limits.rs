@@ -78,3 +78,17 @@ async fn overlong_or_too_many_values_of_a_change_are_refused_and_nothing_changes
     assert_eq!(app.count("SELECT count(*) FROM party_extended_attribute").await, 0);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_import_outcome_echoes_a_key_only_within_its_limits() {
+    let mut app = spawn_app().await;
+    let records = [person("CORE", "C-1", ID18, "张伟"), person("CORE", &"C".repeat(100_000), ID18, "张伟")];
+    let stream = tokio_stream::iter(records.map(|r| pb::ImportSourceRecordsRequest { record: Some(r) }));
+    let answer = app.client.import_source_records(stream).await.unwrap().into_inner();
+    assert_eq!((answer.accepted_count, answer.rejected_count), (1, 1));
+    assert_eq!(answer.outcomes[0].key.as_ref().map(|k| k.source_customer_id.as_str()), Some("C-1"));
+    assert_eq!(answer.outcomes[1].index, 1);
+    assert_eq!(answer.outcomes[1].key, None, "the rejected record is named by its index");
+    assert_eq!(answer.outcomes[1].violations[0].field, "record.key.source_customer_id");
+    app.stop().await;
+}
