@@ -5,7 +5,8 @@
 //! and customer-profile on free ports, wired to each other (customer-profile verifies
 //! identity's tokens with keys fetched over gRPC and follows its events). The flows
 //! live in `tests/flows`, the checks from other languages' clients in
-//! `tests/other_languages`, the trace checks in `tests/traces`.
+//! `tests/other_languages`, the trace checks in `tests/traces`, the sweep of bad input
+//! over every RPC in `tests/sweep`.
 
 use crm_platform::grpc::client::BearerToken;
 use crm_platform::testing::TestEnv;
@@ -37,6 +38,10 @@ pub struct TestPlatform {
     pub customers_port: u16,
     /// The exchange both services publish to and consume from.
     pub exchange: String,
+    /// `postgres://` URL of identity's database.
+    pub identity_database_url: String,
+    /// `postgres://` URL of customer-profile's database.
+    pub customers_database_url: String,
     running: Vec<RunningService>,
 }
 
@@ -91,6 +96,8 @@ impl TestPlatform {
             customers: customers.channel.clone(),
             identity_port,
             customers_port,
+            identity_database_url: id_env.database_url(),
+            customers_database_url: cp_env.database_url(),
             exchange: id_env.exchange,
             running: vec![identity, customers],
         })

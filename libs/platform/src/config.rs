@@ -24,6 +24,7 @@ health_interval_ms = 2000
 stream_window_bytes = 32768
 connection_window_bytes = 16777216
 max_concurrent_streams = 200
+max_message_bytes = 4194304
 
 [database]
 max_connections = 10
@@ -164,6 +165,11 @@ impl<'a> Validator<'a> {
     }
 }
 
+/// The smallest `grpc.max_message_bytes` accepted.
+const MIN_MESSAGE_BYTES: usize = 1024;
+/// The largest `grpc.max_message_bytes` accepted.
+const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
 /// The gRPC server.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -191,6 +197,12 @@ pub struct GrpcSettings {
     pub connection_window_bytes: u32,
     /// Calls a client may have open at once on one connection.
     pub max_concurrent_streams: u32,
+    /// The largest message, in bytes, a server reads (a request, or one message of a
+    /// client stream) or writes: a larger request is refused with RESOURCE_EXHAUSTED
+    /// before it is buffered, by every server of the service, health and reflection
+    /// too; an answer of a service's own server that would be larger fails with
+    /// tonic's OUT_OF_RANGE.
+    pub max_message_bytes: usize,
 }
 
 impl GrpcSettings {
@@ -212,7 +224,13 @@ impl GrpcSettings {
             "grpc.connection_window_bytes",
             "must be at least grpc.stream_window_bytes and at most 2^31-1",
         )?;
-        v.check(self.max_concurrent_streams > 0, "grpc.max_concurrent_streams", "must be positive")
+        v.check(self.max_concurrent_streams > 0, "grpc.max_concurrent_streams", "must be positive")?;
+        // A gRPC message's length prefix is 32 bits; below 1 KiB no real request fits.
+        v.check(
+            (MIN_MESSAGE_BYTES..=MAX_MESSAGE_BYTES).contains(&self.max_message_bytes),
+            "grpc.max_message_bytes",
+            "must be from 1024 to 1073741824 (1 GiB)",
+        )
     }
 
     /// Per-call timeout.
@@ -631,6 +649,24 @@ mod tests {
         let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
         let err = s.validate("demo").unwrap_err().to_string();
         assert!(err.contains("messaging.prefetch") && err.contains("CRM_DEMO__MESSAGING__PREFETCH"), "{err}");
+    }
+
+    #[test]
+    fn the_largest_message_is_4_mib_unless_configured_within_bounds() {
+        let s: PlatformSettings = load_from("demo", "", env(REQUIRED)).expect("loads");
+        assert_eq!(s.grpc.max_message_bytes, 4 * 1024 * 1024);
+        for (value, ok) in [("1024", true), ("16777216", true), ("1023", false), ("1073741825", false)] {
+            let mut vars = env(REQUIRED);
+            vars.extend(env(&[("CRM_DEMO__GRPC__MAX_MESSAGE_BYTES", value)]));
+            let s: PlatformSettings = load_from("demo", "", vars).expect("loads");
+            match s.validate("demo") {
+                Ok(()) => assert!(ok, "{value} accepted"),
+                Err(e) => {
+                    assert!(!ok, "{value} refused: {e}");
+                    assert!(e.to_string().contains("CRM_DEMO__GRPC__MAX_MESSAGE_BYTES"), "{e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -120,10 +120,12 @@ impl ServiceRuntime {
 
     /// Serves a generated tonic server (`CustomerServiceServer::new(api)`). Its name,
     /// taken from the type, is what health reports on, what reflection lists and
-    /// describes, and what decides which calls are UNIMPLEMENTED.
+    /// describes, and what decides which calls are UNIMPLEMENTED. It reads and writes
+    /// messages of at most `grpc.max_message_bytes`.
     pub fn add_service<S>(&mut self, service: S) -> &mut Self
     where
-        S: tower::Service<
+        S: crm_proto::MessageLimits
+            + tower::Service<
                 http::Request<tonic::body::Body>,
                 Response = http::Response<tonic::body::Body>,
                 Error = std::convert::Infallible,
@@ -134,7 +136,7 @@ impl ServiceRuntime {
             + 'static,
         S::Future: Send + 'static,
     {
-        self.routes.add_service(service);
+        self.routes.add_service(service.with_message_limits(self.settings.grpc.max_message_bytes));
         self.served.add(S::NAME);
         self
     }

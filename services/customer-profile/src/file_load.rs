@@ -1,7 +1,8 @@
-//! The daily batch file: source records as delimited UTF-8 text, loaded in chunks
-//! that each commit with their progress, so that an interrupted load resumes after the
-//! last committed line. Bad lines are rejected with their line number and reason while
-//! the rest loads. The layout is documented in `docs/customer-file-format.md`.
+//! The daily batch file: source records as delimited text in UTF-8 or GB18030, loaded
+//! in chunks that each commit with their progress, so that an interrupted load resumes
+//! after the last committed line. Bad lines (a line that does not decode in the file's
+//! encoding among them) are rejected with their line number and reason while the rest
+//! loads. The layout is documented in `docs/customer-file-format.md`.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -35,6 +36,78 @@ pub const COLUMNS: [&str; 14] = [
 ];
 const REQUIRED: [&str; 7] =
     ["source_system", "source_customer_id", "source_version", "party_kind", "id_type", "id_number", "name"];
+
+/// The character encoding of a file: UTF-8 unless the load command
+/// (`--encoding gb18030`) or the file's first line (`# encoding: gb18030`) names
+/// another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FileEncoding {
+    /// UTF-8 (a byte-order mark is ignored).
+    #[default]
+    Utf8,
+    /// GB 18030, the Chinese national standard that many core-banking systems export;
+    /// it encodes every Unicode character.
+    Gb18030,
+}
+
+/// The GB18030 encoding of U+FEFF, a byte-order mark some exporters write.
+const GB18030_BOM: [u8; 4] = [0x84, 0x31, 0x95, 0x33];
+
+impl FileEncoding {
+    /// The encoding an operator names: `utf-8` / `utf8` or `gb18030`, in any case.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "utf-8" | "utf8" => Some(Self::Utf8),
+            "gb18030" | "gb-18030" => Some(Self::Gb18030),
+            _ => None,
+        }
+    }
+
+    /// The name used in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Utf8 => "UTF-8",
+            Self::Gb18030 => "GB18030",
+        }
+    }
+
+    /// One line's bytes as text, or why they are not text in this encoding (naming
+    /// the first bad byte, from 1).
+    fn decode(self, raw: Vec<u8>) -> std::result::Result<String, String> {
+        match self {
+            Self::Utf8 => String::from_utf8(raw)
+                .map_err(|e| format!("is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to() + 1)),
+            Self::Gb18030 => {
+                let mut decoder = encoding_rs::GB18030.new_decoder_without_bom_handling();
+                let capacity = decoder.max_utf8_buffer_length_without_replacement(raw.len()).unwrap_or(0);
+                let mut text = String::with_capacity(capacity);
+                let (result, read) = decoder.decode_to_string_without_replacement(&raw, &mut text, true);
+                match result {
+                    encoding_rs::DecoderResult::InputEmpty => Ok(text),
+                    encoding_rs::DecoderResult::Malformed(bad, after) => Err(format!(
+                        "is not valid GB18030 (byte {})",
+                        read.saturating_sub(usize::from(bad) + usize::from(after)) + 1
+                    )),
+                    encoding_rs::DecoderResult::OutputFull => Err("is too long to decode".into()),
+                }
+            }
+        }
+    }
+}
+
+/// The encoding the first line of a file names (`# encoding: gb18030`), if it names
+/// one; an error for a name that is not an encoding.
+fn declared_encoding(first_line: &[u8]) -> std::result::Result<Option<FileEncoding>, String> {
+    let line = first_line.strip_prefix(&GB18030_BOM[..]).unwrap_or(first_line);
+    let line = String::from_utf8_lossy(line);
+    let line = line.trim_start_matches('\u{feff}').trim();
+    let Some(comment) = line.strip_prefix('#') else { return Ok(None) };
+    let comment = comment.trim();
+    let Some(name) = comment.get(..9).filter(|p| p.eq_ignore_ascii_case("encoding:")).map(|_| &comment[9..]) else {
+        return Ok(None);
+    };
+    FileEncoding::from_name(name).map(Some).ok_or_else(|| format!("encoding `{}` is not UTF-8 or GB18030", name.trim()))
+}
 
 /// What a load did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -184,7 +257,8 @@ fn checksum(path: &Path) -> std::io::Result<String> {
 
 /// Loads `path`, committing every `chunk` lines together with the progress. A file
 /// already (partly) loaded, recognised by its SHA-256, resumes after its last
-/// committed line; a finished one loads nothing.
+/// committed line; a finished one loads nothing. The file is UTF-8 unless its first
+/// line names its encoding ([`load_file_encoded`]).
 pub async fn load_file(
     pool: &PgPool,
     trust: &TrustTable,
@@ -192,6 +266,23 @@ pub async fn load_file(
     path: &Path,
     chunk: usize,
     actor: Option<&str>,
+) -> Result<LoadReport> {
+    load_file_encoded(pool, trust, pii, path, chunk, actor, None).await
+}
+
+/// [`load_file`] of a file in `encoding` (the load command's `--encoding`); `None`
+/// reads the encoding the file's first line names (`# encoding: gb18030`), UTF-8 when
+/// it names none. A file whose first line names another encoding than `encoding` is
+/// refused before anything loads.
+#[allow(clippy::too_many_arguments)]
+pub async fn load_file_encoded(
+    pool: &PgPool,
+    trust: &TrustTable,
+    pii: &PiiCipher,
+    path: &Path,
+    chunk: usize,
+    actor: Option<&str>,
+    encoding: Option<FileEncoding>,
 ) -> Result<LoadReport> {
     let io = |e: std::io::Error| Error::FailedPrecondition(format!("cannot read {}: {e}", path.display()));
     let sha = checksum(path).map_err(io)?;
@@ -208,7 +299,8 @@ pub async fn load_file(
     let mut report = LoadReport { load_id, resumed_after_line: done, ..Default::default() };
     let reader = BufReader::new(std::fs::File::open(path).map_err(io)?);
     let mut columns: Option<Vec<&'static str>> = None;
-    // A line that is not UTF-8 is carried as its rejection reason.
+    let mut encoding_in_use = encoding.unwrap_or_default();
+    // A line that does not decode is carried as its rejection reason.
     let mut batch: Vec<(i64, std::result::Result<String, String>)> = Vec::with_capacity(chunk);
     let mut last_line = 0i64;
     // Two stages: while one chunk is written to the database, the next is parsed,
@@ -227,12 +319,31 @@ pub async fn load_file(
         if raw.last() == Some(&b'\r') {
             raw.pop();
         }
-        let line = match String::from_utf8(raw) {
+        if line_no == 1 {
+            let declared = declared_encoding(&raw).map_err(|e| Error::FailedPrecondition(format!("line 1: {e}")))?;
+            match (encoding, declared) {
+                (Some(asked), Some(named)) if asked != named => {
+                    return Err(Error::FailedPrecondition(format!(
+                        "line 1: the file says it is {}, the command says {}",
+                        named.name(),
+                        asked.name()
+                    )));
+                }
+                (_, Some(named)) => encoding_in_use = named,
+                (_, None) => {}
+            }
+            if encoding_in_use == FileEncoding::Gb18030 && raw.starts_with(&GB18030_BOM) {
+                raw.drain(..GB18030_BOM.len());
+            }
+        }
+        let line = match encoding_in_use.decode(raw) {
             Ok(line) => line,
-            Err(e) => {
-                let reason = format!("is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to() + 1);
+            Err(reason) => {
                 if columns.is_none() {
-                    return Err(Error::FailedPrecondition(format!("line {line_no}: {reason}")));
+                    return Err(Error::FailedPrecondition(format!(
+                        "line {line_no}: {reason}; a file in another encoding names it on its first line \
+                         (`# encoding: gb18030`) or in the command (`--encoding gb18030`)"
+                    )));
                 }
                 last_line = line_no;
                 if line_no > done {
@@ -383,6 +494,41 @@ mod tests {
             r.address = "1|2 \\ road".into();
             assert_eq!(parse_line(&cols, &to_line(&r)).expect("parses"), r);
         }
+    }
+
+    #[test]
+    fn encodings_are_named_on_the_first_line_or_not_at_all() {
+        type Expected = std::result::Result<Option<FileEncoding>, &'static str>;
+        let cases: &[(&[u8], Expected)] = &[
+            (b"# encoding: gb18030", Ok(Some(FileEncoding::Gb18030))),
+            (b"#Encoding:GB18030  ", Ok(Some(FileEncoding::Gb18030))),
+            (b"\xef\xbb\xbf# encoding: utf-8", Ok(Some(FileEncoding::Utf8))),
+            (b"\x84\x31\x95\x33# encoding: gb18030", Ok(Some(FileEncoding::Gb18030))),
+            (b"# daily file from CORE", Ok(None)),
+            (b"source_system|name", Ok(None)),
+            (b"# encoding: latin-1", Err("latin-1")),
+        ];
+        for (line, expected) in cases {
+            let got = declared_encoding(line);
+            match expected {
+                Ok(e) => assert_eq!(got.as_ref().ok(), Some(e), "{line:?}"),
+                Err(name) => assert!(got.as_ref().is_err_and(|m| m.contains(name)), "{line:?}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn gb18030_lines_decode_and_a_bad_sequence_names_its_byte() {
+        let (encoded, _, _) = encoding_rs::GB18030.encode("CORE|张伟|𠀀");
+        assert_eq!(FileEncoding::Gb18030.decode(encoded.to_vec()).as_deref(), Ok("CORE|张伟|𠀀"));
+        // 0xFF starts nothing; 0x81 starts a two- or four-byte sequence that a space
+        // cannot continue (though `|`, 0x7C, can: lines are decoded before they split).
+        assert_eq!(FileEncoding::Gb18030.decode(b"CORE|\xff|x".to_vec()), Err("is not valid GB18030 (byte 6)".into()));
+        let bad = b"CORE|\x81 x".to_vec();
+        assert_eq!(FileEncoding::Gb18030.decode(bad), Err("is not valid GB18030 (byte 6)".into()));
+        assert_eq!(FileEncoding::Utf8.decode(b"ab\xffc".to_vec()), Err("is not valid UTF-8 (byte 3)".into()));
+        assert_eq!(FileEncoding::from_name("GB18030"), Some(FileEncoding::Gb18030));
+        assert_eq!(FileEncoding::from_name("big5"), None);
     }
 
     #[test]

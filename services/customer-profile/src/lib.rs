@@ -29,6 +29,7 @@ pub mod error;
 pub mod events;
 pub mod file_load;
 pub mod grpc;
+pub mod limits;
 pub mod pii;
 pub mod sample;
 pub mod settings;
@@ -121,17 +122,30 @@ impl crm_platform::cli::Service for CustomerProfile {
     fn command(name: &str, args: Vec<String>, settings: Settings) -> Option<crm_platform::cli::Command> {
         (name == "load-file").then(|| {
             Box::pin(async move {
-                let path = args.first().ok_or("usage: customer-profile load-file <path> [--actor ID]")?;
-                let actor = args.iter().position(|a| a == "--actor").and_then(|i| args.get(i + 1)).cloned();
+                let usage = "usage: customer-profile load-file <path> [--actor ID] [--encoding utf-8|gb18030]";
+                let path = args.first().ok_or(usage)?;
+                let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+                let actor = option("--actor");
+                let encoding = match option("--encoding") {
+                    Some(name) => Some(file_load::FileEncoding::from_name(&name).ok_or(usage)?),
+                    None => None,
+                };
                 let pii = settings.service.pii_cipher()?;
                 let pool = crm_platform::db::connect(&settings.platform.database).await?;
                 if settings.platform.database.migrate_on_start {
                     crm_platform::db::migrate(&pool, &MIGRATOR).await?;
                 }
                 let trust = settings.service.trust_table();
-                let report =
-                    file_load::load_file(&pool, &trust, &pii, std::path::Path::new(path), 2000, actor.as_deref())
-                        .await?;
+                let report = file_load::load_file_encoded(
+                    &pool,
+                    &trust,
+                    &pii,
+                    std::path::Path::new(path),
+                    2000,
+                    actor.as_deref(),
+                    encoding,
+                )
+                .await?;
                 println!(
                     "{path}: resumed after line {}, {} lines read, {} accepted, {} rejected",
                     report.resumed_after_line,

@@ -21,6 +21,7 @@ pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod limits;
 pub mod secrets;
 pub mod settings;
 pub mod store;

@@ -42,6 +42,7 @@ use tower::limit::GlobalConcurrencyLimitLayer;
 use crate::auth::AuthLayer;
 use crate::config::GrpcSettings;
 use crate::error::PlatformError;
+use crate::grpc::message_size::MessageSizeLayer;
 
 /// Binds the configured address (port 0 picks a free port).
 pub async fn bind(settings: &GrpcSettings) -> Result<TcpListener, PlatformError> {
@@ -193,6 +194,8 @@ fn rpc_span(request: &http::Request<()>) -> tracing::Span {
 ///
 /// With `auth`, every call is authenticated and authorised before it reaches a
 /// handler (after load shedding, so that a flood is refused before any signature check).
+/// A request message larger than `grpc.max_message_bytes` is refused with
+/// RESOURCE_EXHAUSTED ([`crate::grpc::message_size`]).
 pub async fn serve(
     settings: &GrpcSettings,
     listener: TcpListener,
@@ -205,6 +208,7 @@ pub async fn serve(
         .load_shed()
         .layer(GlobalConcurrencyLimitLayer::new(settings.concurrency_limit))
         .option_layer(auth)
+        .layer(MessageSizeLayer::new(settings.max_message_bytes))
         .into_inner();
     tracing::info!(addr = ?addr, "grpc server listening");
     Server::builder()

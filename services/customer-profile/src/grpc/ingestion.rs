@@ -54,7 +54,8 @@ pub(super) async fn import_source_records(
     let mut import = Import::default();
     while let Some(message) = stream.next().await {
         let message = message?;
-        let key = message.record.as_ref().and_then(|r| r.key.clone());
+        crate::limits::import_record(import.outcomes.len() as i64).map_err(Error::Invalid)?;
+        let key = crate::limits::echoed_key(&message);
         match request_record(message.record, ValidatedRecord::try_from) {
             Ok(validated) => import.accept(key, store::PreparedRecord::new(&api.pii, validated)),
             Err(violations) => import.reject(key, &violations),

@@ -162,6 +162,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::GetCustomerRequest>,
     ) -> Result<Response<pb::GetCustomerResponse>, Status> {
+        crate::limits::get_customer(request.get_ref()).map_err(Error::Invalid)?;
         read::get_customer(self, request).await
     }
 
@@ -169,6 +170,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListSuspectPairsRequest>,
     ) -> Result<Response<pb::ListSuspectPairsResponse>, Status> {
+        crate::limits::list_suspect_pairs(request.get_ref()).map_err(Error::Invalid)?;
         stewardship::list_suspect_pairs(self, request).await
     }
 
@@ -176,6 +178,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ResolveSuspectPairRequest>,
     ) -> Result<Response<pb::ResolveSuspectPairResponse>, Status> {
+        crate::limits::resolve_suspect_pair(request.get_ref()).map_err(Error::Invalid)?;
         stewardship::resolve_suspect_pair(self, request).await
     }
 
@@ -183,6 +186,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::SearchCustomersRequest>,
     ) -> Result<Response<pb::SearchCustomersResponse>, Status> {
+        crate::limits::search_customers(request.get_ref()).map_err(Error::Invalid)?;
         read::search_customers(self, request).await
     }
 
@@ -190,6 +194,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::AssignCustomersRequest>,
     ) -> Result<Response<pb::AssignCustomersResponse>, Status> {
+        crate::limits::assign_customers(request.get_ref()).map_err(Error::Invalid)?;
         assignment::assign_customers(self, request).await
     }
 
@@ -197,6 +202,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::RecallCustomersRequest>,
     ) -> Result<Response<pb::RecallCustomersResponse>, Status> {
+        crate::limits::recall_customers(request.get_ref()).map_err(Error::Invalid)?;
         assignment::recall_customers(self, request).await
     }
 
@@ -204,6 +210,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListAssignmentHistoryRequest>,
     ) -> Result<Response<pb::ListAssignmentHistoryResponse>, Status> {
+        crate::limits::list_assignment_history(request.get_ref()).map_err(Error::Invalid)?;
         assignment::list_assignment_history(self, request).await
     }
 
@@ -211,6 +218,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListCustomerHistoryRequest>,
     ) -> Result<Response<pb::ListCustomerHistoryResponse>, Status> {
+        crate::limits::list_customer_history(request.get_ref()).map_err(Error::Invalid)?;
         read::list_customer_history(self, request).await
     }
 
@@ -218,6 +226,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::AddRelationshipRequest>,
     ) -> Result<Response<pb::AddRelationshipResponse>, Status> {
+        crate::limits::add_relationship(request.get_ref()).map_err(Error::Invalid)?;
         relationships::add_relationship(self, request).await
     }
 
@@ -225,6 +234,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::GetCustomer360Request>,
     ) -> Result<Response<pb::GetCustomer360Response>, Status> {
+        crate::limits::get_customer360(request.get_ref()).map_err(Error::Invalid)?;
         view360::get_customer360(self, request).await
     }
 
@@ -232,6 +242,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::ListAccessAuditRequest>,
     ) -> Result<Response<pb::ListAccessAuditResponse>, Status> {
+        crate::limits::list_access_audit(request.get_ref()).map_err(Error::Invalid)?;
         audit::list_access_audit(self, request).await
     }
 
@@ -239,6 +250,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::PutPartyDetailRequest>,
     ) -> Result<Response<pb::PutPartyDetailResponse>, Status> {
+        crate::limits::put_party_detail(request.get_ref()).map_err(Error::Invalid)?;
         details::put_party_detail(self, request).await
     }
 
@@ -246,6 +258,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::RemovePartyDetailRequest>,
     ) -> Result<Response<pb::RemovePartyDetailResponse>, Status> {
+        crate::limits::remove_party_detail(request.get_ref()).map_err(Error::Invalid)?;
         details::remove_party_detail(self, request).await
     }
 
@@ -253,6 +266,7 @@ impl pb::customer_service_server::CustomerService for CustomerApi {
         &self,
         request: Request<pb::SetExtendedAttributesRequest>,
     ) -> Result<Response<pb::SetExtendedAttributesResponse>, Status> {
+        crate::limits::set_extended_attributes(request.get_ref()).map_err(Error::Invalid)?;
         details::set_extended_attributes(self, request).await
     }
 }

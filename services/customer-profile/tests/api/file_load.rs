@@ -1,6 +1,7 @@
 use std::io::Write;
 
-use customer_profile::file_load::load_file;
+use crm_proto::crm::customer::v1 as pb;
+use customer_profile::file_load::{FileEncoding, load_file, load_file_encoded};
 use customer_profile::pii::PiiCipher;
 
 use crate::helpers::{PII_KEY, spawn_app};
@@ -129,5 +130,97 @@ async fn an_overlong_value_a_control_character_or_a_line_that_is_not_utf8_reject
         .await
         .unwrap();
     assert_eq!(loaded, ["C-1", "C-5"]);
+    app.stop().await;
+}
+
+fn gb18030(text: &str) -> Vec<u8> {
+    let (bytes, _, unmappable) = encoding_rs::GB18030.encode(text);
+    assert!(!unmappable, "GB18030 encodes every character");
+    bytes.into_owned()
+}
+
+#[tokio::test]
+async fn a_gb18030_file_that_names_its_encoding_loads_chinese_names_that_read_back_equal() {
+    let mut app = spawn_app().await;
+    // `|` (0x7C) and `\` (0x5C) are also second bytes of GB18030 characters (億 is
+    // 0x83 0x7C, 墊 is 0x89 0x7C, 乗 is 0x81 0x5C): lines decode before they split.
+    let names = ["张伟", "欧阳娜娜", "王𠀀明", "李億墊乗"];
+    let mut text = String::from(
+        "# encoding: gb18030\n# 每日客户文件\nsource_system|source_customer_id|source_version|party_kind|id_type|id_number|name|address\n",
+    );
+    for (i, name) in names.iter().enumerate() {
+        text.push_str(&format!("CORE|G-{i}|1|PERSONAL|PASSPORT|G{i}|{name}|北京市朝阳区{i}号\n"));
+    }
+    let bytes = gb18030(&text);
+    assert!(std::str::from_utf8(&bytes).is_err(), "the file is not UTF-8");
+    let file = tempfile_path::TempPath::with_bytes(&bytes);
+    let pii = PiiCipher::from_hex(PII_KEY).unwrap();
+    let trust = customer_profile::domain::TrustTable::new(10);
+    let report = load_file(&app.pool, &trust, &pii, &file.0, 2, None).await.unwrap();
+    assert_eq!((report.accepted, report.rejected.len()), (4, 0), "{:?}", report.rejected);
+    for (i, name) in names.iter().enumerate() {
+        let found = app
+            .client
+            .get_customer(pb::GetCustomerRequest {
+                lookup: Some(pb::get_customer_request::Lookup::SourceKey(pb::SourceKey {
+                    source_system: "CORE".into(),
+                    source_customer_id: format!("G-{i}"),
+                })),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .customer
+            .unwrap();
+        assert_eq!((found.name.as_str(), found.address), (*name, format!("北京市朝阳区{i}号")));
+    }
+
+    // Without the first line, the command names the encoding; naming another is refused.
+    let plain = gb18030(text.split_once('\n').unwrap().1);
+    let file = tempfile_path::TempPath::with_bytes(&plain);
+    let refused = load_file(&app.pool, &trust, &pii, &file.0, 2, None).await.unwrap_err();
+    assert!(refused.to_string().contains("line 1") && refused.to_string().contains("gb18030"), "{refused}");
+    let report =
+        load_file_encoded(&app.pool, &trust, &pii, &file.0, 2, None, Some(FileEncoding::Gb18030)).await.unwrap();
+    assert_eq!(report.accepted, 4, "{:?}", report.rejected);
+    let file = tempfile_path::TempPath::with_bytes(&bytes);
+    let conflict = load_file_encoded(&app.pool, &trust, &pii, &file.0, 2, None, Some(FileEncoding::Utf8)).await;
+    assert!(conflict.unwrap_err().to_string().contains("GB18030"));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_bad_byte_sequence_in_a_gb18030_file_rejects_that_line_by_number_and_the_rest_loads() {
+    let mut app = spawn_app().await;
+    let mut contents = gb18030(
+        "# encoding: GB18030\nsource_system|source_customer_id|source_version|party_kind|id_type|id_number|name\n\
+         CORE|B-1|1|PERSONAL|PASSPORT|B1|张伟\n",
+    );
+    contents.extend_from_slice(b"CORE|B-2|1|PERSONAL|PASSPORT|B2|\xd5\xc5\x81 \xff\n");
+    contents.extend_from_slice(&gb18030("CORE|B-3|1|PERSONAL|PASSPORT|B3|李娜\r\n"));
+    contents.extend_from_slice(&gb18030(&format!("CORE|B-4|1|PERSONAL|PASSPORT|B4|{}\n", "王".repeat(300))));
+    contents.extend_from_slice(&gb18030("CORE|B-5|1|PERSONAL|PASSPORT|B5|王芳\n"));
+    let file = tempfile_path::TempPath::with_bytes(&contents);
+    let pii = PiiCipher::from_hex(PII_KEY).unwrap();
+    let trust = customer_profile::domain::TrustTable::new(10);
+    let report = load_file(&app.pool, &trust, &pii, &file.0, 2, None).await.unwrap();
+    let lines: Vec<i64> = report.rejected.iter().map(|(l, _)| *l).collect();
+    assert_eq!(lines, [4, 6], "{:?}", report.rejected);
+    assert!(report.rejected[0].1.contains("not valid GB18030 (byte 35)"), "{:?}", report.rejected[0]);
+    assert!(report.rejected[1].1.contains("at most 200 characters"), "{:?}", report.rejected[1]);
+    let loaded: Vec<String> = sqlx::query_scalar("SELECT attributes->>'name' FROM source_record ORDER BY 1")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    let mut expected = vec!["张伟".to_string(), "李娜".into(), "王芳".into()];
+    expected.sort();
+    assert_eq!(loaded, expected);
+
+    // Resumable as a UTF-8 file is: a run that committed through line 4 resumes after it.
+    sqlx::query("DELETE FROM source_record WHERE source_customer_id = 'B-5'").execute(&app.pool).await.unwrap();
+    sqlx::query("UPDATE file_load SET lines_done = 4, status = 'LOADING'").execute(&app.pool).await.unwrap();
+    let resumed = load_file(&app.pool, &trust, &pii, &file.0, 2, None).await.unwrap();
+    assert_eq!((resumed.resumed_after_line, resumed.lines_read, resumed.accepted), (4, 3, 2));
+    assert_eq!(app.count("SELECT count(*) FROM source_record").await, 3);
     app.stop().await;
 }

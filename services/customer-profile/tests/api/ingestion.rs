@@ -2,7 +2,7 @@ use crm_proto::crm::customer::v1 as pb;
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::helpers::{Events, ID18, person, spawn_app};
+use crate::helpers::{Events, ID18, person, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_new_source_record_creates_a_customer_and_announces_it() {
@@ -255,5 +255,51 @@ async fn values_beyond_the_documented_limits_or_with_control_characters_are_refu
     let mut record = person("CORE", "C-1", ID18, &"王".repeat(200));
     record.address = "路".repeat(500);
     app.upsert(record).await.unwrap();
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_answers_resource_exhausted_in_a_call_and_in_a_stream() {
+    let mut app = spawn_app_with(&[("grpc.max_message_bytes", "65536")]).await;
+    // Just under the limit the message is read (and refused for its overlong name).
+    let under = app.upsert(person("CORE", "C-1", ID18, &"x".repeat(60_000))).await.unwrap_err();
+    assert_eq!(under.code(), Code::InvalidArgument, "{under:?}");
+    let over = app.upsert(person("CORE", "C-1", ID18, &"x".repeat(70_000))).await.unwrap_err();
+    assert_eq!(over.code(), Code::ResourceExhausted, "{over:?}");
+    assert!(over.message().contains("grpc.max_message_bytes"), "{over:?}");
+
+    let records = [person("CORE", "C-2", ID18, "张伟"), person("CORE", "C-3", ID18, &"x".repeat(70_000))];
+    let stream = tokio_stream::iter(records.map(|r| pb::ImportSourceRecordsRequest { record: Some(r) }));
+    let over = app.client.import_source_records(stream).await.unwrap_err();
+    assert_eq!(over.code(), Code::ResourceExhausted, "{over:?}");
+
+    // Health answers the same way, with no token needed to find out.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{}", app.port))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let huge = tonic_health::pb::HealthCheckRequest { service: "x".repeat(70_000) };
+    assert_eq!(health.check(huge).await.unwrap_err().code(), Code::ResourceExhausted);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_import_stream_of_more_records_than_a_stream_holds_is_refused_at_the_first_one_too_many() {
+    let mut app = spawn_app().await;
+    let limit = customer_profile::limits::MAX_IMPORT_RECORDS;
+    // Empty records: each rejected in its outcome, none stored.
+    let stream = tokio_stream::iter((0..=limit).map(|_| pb::ImportSourceRecordsRequest { record: None }));
+    let refused = app.client.import_source_records(stream).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let fields: Vec<String> =
+        refused.get_error_details().bad_request().unwrap().field_violations.iter().map(|v| v.field.clone()).collect();
+    assert_eq!(fields, ["record"]);
+    let stream = tokio_stream::iter((0..limit).map(|_| pb::ImportSourceRecordsRequest { record: None }));
+    let answered = app.client.import_source_records(stream).await.unwrap().into_inner();
+    assert_eq!(answered.rejected_count, limit);
+    assert_eq!(app.count("SELECT count(*) FROM source_record").await, 0);
     app.stop().await;
 }

@@ -12,5 +12,6 @@ mod details;
 mod file_load;
 mod identification;
 mod ingestion;
+mod limits;
 mod platform;
 mod view360;

@@ -18,6 +18,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::CreateOrgRequest>,
     ) -> Result<Response<pb::CreateOrgResponse>, Status> {
+        crate::limits::create_org(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -36,6 +37,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::UpdateOrgRequest>,
     ) -> Result<Response<pb::UpdateOrgResponse>, Status> {
+        crate::limits::update_org(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -52,6 +54,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
     }
 
     async fn close_org(&self, request: Request<pb::CloseOrgRequest>) -> Result<Response<pb::CloseOrgResponse>, Status> {
+        crate::limits::close_org(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let r = request.into_inner();
         let org = store::close_org(&self.pool, &actor, required_id("org_id", &r.org_id)?).await?;
@@ -59,6 +62,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
     }
 
     async fn list_orgs(&self, request: Request<pb::ListOrgsRequest>) -> Result<Response<pb::ListOrgsResponse>, Status> {
+        crate::limits::list_orgs(request.get_ref()).map_err(Error::Invalid)?;
         let r = request.into_inner();
         let orgs = store::list_orgs(&self.pool, non_empty(&r.org_id), r.include_closed).await?;
         Ok(Response::new(pb::ListOrgsResponse { orgs: orgs.into_iter().map(Into::into).collect() }))
@@ -68,6 +72,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
+        crate::limits::create_role(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let mut v = FieldViolations::new();
         let role = convert::role_from_pb(request.into_inner().role, &mut v);
@@ -80,6 +85,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::UpdateRoleRequest>,
     ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
+        crate::limits::update_role(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let mut v = FieldViolations::new();
         let role = convert::role_from_pb(request.into_inner().role, &mut v);
@@ -100,6 +106,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::CreateUserRequest>,
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
+        crate::limits::create_user(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -135,6 +142,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::UpdateUserRequest>,
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
+        crate::limits::update_user(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -151,6 +159,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::AssignRolesRequest>,
     ) -> Result<Response<pb::AssignRolesResponse>, Status> {
+        crate::limits::assign_roles(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -165,6 +174,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::DisableUserRequest>,
     ) -> Result<Response<pb::DisableUserResponse>, Status> {
+        crate::limits::disable_user(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let r = request.into_inner();
         let user =
@@ -176,6 +186,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::EnableUserRequest>,
     ) -> Result<Response<pb::EnableUserResponse>, Status> {
+        crate::limits::enable_user(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let r = request.into_inner();
         let user = store::set_disabled(&self.pool, &actor, required_id("user_id", &r.user_id)?, false, "").await?;
@@ -186,6 +197,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::ResetPasswordRequest>,
     ) -> Result<Response<pb::ResetPasswordResponse>, Status> {
+        crate::limits::reset_password(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let r = request.into_inner();
         let user = store::get_user(&self.pool, required_id("user_id", &r.user_id)?).await?;
@@ -201,12 +213,14 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::UnlockUserRequest>,
     ) -> Result<Response<pb::UnlockUserResponse>, Status> {
+        crate::limits::unlock_user(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let user = store::unlock(&self.pool, &actor, required_id("user_id", &request.get_ref().user_id)?).await?;
         Ok(Response::new(pb::UnlockUserResponse { user: Some(user.into()) }))
     }
 
     async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Result<Response<pb::GetUserResponse>, Status> {
+        crate::limits::get_user(request.get_ref()).map_err(Error::Invalid)?;
         let user = store::get_user(&self.pool, required_id("user_id", &request.get_ref().user_id)?).await?;
         Ok(Response::new(pb::GetUserResponse { user: Some(user.into()) }))
     }
@@ -215,6 +229,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::CreateServiceAccountRequest>,
     ) -> Result<Response<pb::CreateServiceAccountResponse>, Status> {
+        crate::limits::create_service_account(request.get_ref()).map_err(Error::Invalid)?;
         let actor = actor(&request);
         let r = request.into_inner();
         let mut v = FieldViolations::new();
@@ -259,6 +274,7 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         &self,
         request: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        crate::limits::list_audit_events(request.get_ref()).map_err(Error::Invalid)?;
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         let page = Page::parse("audit", r.page_size, &r.page_token, &mut v);

@@ -6,5 +6,6 @@
 mod helpers;
 
 mod admin;
+mod limits;
 mod login;
 mod tokens;
