@@ -306,7 +306,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let root = crate::workspace_root();
     println!("new service {name}:");
     let remaining = generate(&root, name)?;
-    println!("\nservices/{name} builds and its test passes as generated. Still to do by hand:");
+    println!("\n`cargo test -p {name}` builds it and runs its test (Cargo.lock gains the crate). Still to do by hand:");
     for item in remaining {
         println!("  - {item}");
     }
