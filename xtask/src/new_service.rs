@@ -286,8 +286,9 @@ pub fn generate(root: &Path, name: &str) -> Result<Vec<String>, String> {
              migration, as services/identity/migrations/0002_details_permission.sql does)",
             names.snake
         ),
-        "secrets, if the service has any: `secretEnv` in helm/crm-platform/values.yaml (and values-production.yaml), \
-         a development value in docker-compose.yml and in xtask/src/dev.rs DEV_SECRETS"
+        "secrets, if the service has any: `secretEnv` in helm/crm-platform/values.yaml, an entry in \
+         values-production.yaml (existingSecret, resources), a development value in docker-compose.yml and in \
+         xtask/src/dev.rs DEV_SECRETS; docs/deploy.md (secrets, sizing)"
             .to_string(),
         format!(
             "README.md (status, architecture, configuration of `[{}]`) and docs/glossary.md for new words",
