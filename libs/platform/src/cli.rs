@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 
-use crate::config::{ConfigError, PlatformSettings};
+use crate::config::{ServiceSection, Settings};
 
 /// Errors a command reports before exiting non-zero.
 pub type CommandError = Box<dyn std::error::Error + Send + Sync>;
@@ -21,28 +21,22 @@ pub type Command = std::pin::Pin<Box<dyn Future<Output = Result<(), CommandError
 
 /// What a service tells the shared command line about itself.
 pub trait Service {
-    /// Service name, e.g. `customer-profile`.
-    const NAME: &'static str;
     /// Build version, from `CARGO_PKG_VERSION`.
     const VERSION: &'static str;
-    /// The service's full settings.
-    type Settings: Send + 'static;
-    /// Loads and validates the settings.
-    fn load() -> Result<Self::Settings, ConfigError>;
-    /// The shared sections of the settings.
-    fn platform(settings: &Self::Settings) -> PlatformSettings;
+    /// The service's own settings section (its name is the service's name).
+    type Section: ServiceSection;
     /// The service's migrations.
     fn migrator() -> &'static Migrator;
     /// A service's own commands (e.g. customer-profile's `load-file`): `None` when
     /// `name` is not one of them.
-    fn command(name: &str, args: Vec<String>, settings: Self::Settings) -> Option<Command> {
+    fn command(name: &str, args: Vec<String>, settings: Settings<Self::Section>) -> Option<Command> {
         let _ = (name, args, settings);
         None
     }
 
     /// Builds the application and serves until `stop` resolves.
     fn serve(
-        settings: Self::Settings,
+        settings: Settings<Self::Section>,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = Result<(), Box<dyn std::error::Error + Send + Sync>>> + Send;
 }
@@ -50,14 +44,15 @@ pub trait Service {
 /// Runs the command given on the command line.
 pub async fn main<S: Service>() -> ExitCode {
     let command = std::env::args().nth(1).unwrap_or_default();
-    let settings = match S::load() {
+    let name = S::Section::SERVICE;
+    let settings = match Settings::<S::Section>::load() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("{}: {e}", S::NAME);
+            eprintln!("{name}: {e}");
             return ExitCode::from(2);
         }
     };
-    let platform = S::platform(&settings);
+    let platform = settings.platform.clone();
     // Named on statement spans; a URL that does not parse fails later, where it is used.
     let database = crate::db::connect_options(&platform.database).ok();
     let database = database.as_ref().and_then(|o| o.get_database());
@@ -70,17 +65,17 @@ pub async fn main<S: Service>() -> ExitCode {
             }
         }
         "migrate" | "" | "serve" => {
-            let telemetry = match crate::telemetry::init(S::NAME, S::VERSION, &platform.telemetry, database) {
+            let telemetry = match crate::telemetry::init(name, S::VERSION, &platform.telemetry, database) {
                 Ok(t) => t,
                 Err(e) => {
-                    eprintln!("{}: {e}", S::NAME);
+                    eprintln!("{name}: {e}");
                     return ExitCode::from(2);
                 }
             };
             let result = if command == "migrate" {
                 crate::runtime::migrate_only(&platform, S::migrator())
                     .await
-                    .map(|()| tracing::info!(service = S::NAME, "migrations applied"))
+                    .map(|()| tracing::info!(service = name, "migrations applied"))
                     .map_err(Into::into)
             } else {
                 S::serve(settings, crate::shutdown::signal()).await
@@ -88,7 +83,7 @@ pub async fn main<S: Service>() -> ExitCode {
             let code = match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    tracing::error!(service = S::NAME, error = %e, "service failed");
+                    tracing::error!(service = name, error = %e, "service failed");
                     ExitCode::FAILURE
                 }
             };
@@ -98,23 +93,20 @@ pub async fn main<S: Service>() -> ExitCode {
         other => {
             let args: Vec<String> = std::env::args().skip(2).collect();
             let Some(run) = S::command(other, args, settings) else {
-                eprintln!(
-                    "{}: unknown command `{other}`; expected nothing (serve), `migrate` or `healthcheck`",
-                    S::NAME
-                );
+                eprintln!("{name}: unknown command `{other}`; expected nothing (serve), `migrate` or `healthcheck`");
                 return ExitCode::from(2);
             };
-            let telemetry = match crate::telemetry::init(S::NAME, S::VERSION, &platform.telemetry, database) {
+            let telemetry = match crate::telemetry::init(name, S::VERSION, &platform.telemetry, database) {
                 Ok(t) => t,
                 Err(e) => {
-                    eprintln!("{}: {e}", S::NAME);
+                    eprintln!("{name}: {e}");
                     return ExitCode::from(2);
                 }
             };
             let code = match run.await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("{}: {other} failed: {e}", S::NAME);
+                    eprintln!("{name}: {other} failed: {e}");
                     ExitCode::FAILURE
                 }
             };

@@ -107,12 +107,17 @@ pub fn load_from<T: DeserializeOwned>(
     service_defaults: &str,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<T, ConfigError> {
+    build(service, service_defaults, vars)?.try_deserialize().map_err(|e| load_failure(service, e.to_string()))
+}
+
+/// The layered sources of a service, merged.
+fn build(
+    service: &str,
+    service_defaults: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<config::Config, ConfigError> {
     let prefix = env_prefix(service);
-    let load_error = |e: config::ConfigError| ConfigError::Load {
-        service: service.to_string(),
-        message: e.to_string(),
-        prefix: prefix.clone(),
-    };
+    let load_error = |e: config::ConfigError| load_failure(service, e.to_string());
     let vars: std::collections::HashMap<String, String> = vars.into_iter().collect();
     let mut builder = config::Config::builder()
         .add_source(config::File::from_str(PLATFORM_DEFAULTS, config::FileFormat::Toml))
@@ -123,14 +128,14 @@ pub fn load_from<T: DeserializeOwned>(
     // The standard OpenTelemetry variable configures the exporter unless the service's
     // own key overrides it.
     if let Some(endpoint) = vars.get("OTEL_EXPORTER_OTLP_ENDPOINT").filter(|v| !v.is_empty()) {
-        builder = builder.set_default("telemetry.otlp_endpoint", endpoint.as_str()).map_err(&load_error)?;
+        builder = builder.set_default("telemetry.otlp_endpoint", endpoint.as_str()).map_err(load_error)?;
     }
     let env = config::Environment::with_prefix(&prefix)
         .prefix_separator("__")
         .separator("__")
         .try_parsing(true)
         .source(Some(vars.clone()));
-    builder.add_source(env).build().and_then(|c| c.try_deserialize()).map_err(load_error)
+    builder.add_source(env).build().map_err(load_error)
 }
 
 /// How to report an invalid value: builds [`ConfigError::Invalid`] for a service.
@@ -470,6 +475,116 @@ impl PlatformSettings {
     }
 }
 
+/// What a service adds to the platform's configuration: its own section, nothing else.
+///
+/// The kit loads the platform sections (`grpc`, `database`, `messaging`, `telemetry`,
+/// `auth`) and this section from the defaults, the optional file and the environment,
+/// refuses any other top-level section, and validates both ([`Settings::load`]).
+pub trait ServiceSection: DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// Service name, e.g. `customer-profile`: environment prefix `CRM_CUSTOMER_PROFILE__`.
+    const SERVICE: &'static str;
+    /// Name of the section, e.g. `customer`.
+    const SECTION: &'static str;
+    /// Defaults of the section, as TOML under `[<SECTION>]`.
+    const DEFAULTS: &'static str;
+
+    /// Checks values that have the right type but may not be acceptable, naming the
+    /// first bad key; `platform` is there for checks across sections.
+    fn validate(&self, platform: &PlatformSettings, v: &Validator<'_>) -> Result<(), ConfigError> {
+        let _ = (platform, v);
+        Ok(())
+    }
+}
+
+/// A service's settings: the platform sections and its own.
+#[derive(Debug, Clone)]
+pub struct Settings<S> {
+    /// The sections every service has.
+    pub platform: PlatformSettings,
+    /// The service's own section.
+    pub service: S,
+}
+
+impl<S: ServiceSection> Settings<S> {
+    /// Loads from the defaults, the optional file and the process environment, then
+    /// validates.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(std::env::vars().collect())
+    }
+
+    /// Like [`Settings::load`] from explicit variables (tests).
+    pub fn load_from(vars: Vec<(String, String)>) -> Result<Self, ConfigError> {
+        let whole: Whole<S> = build(S::SERVICE, S::DEFAULTS, vars)?
+            .try_deserialize()
+            .map_err(|e| load_failure(S::SERVICE, e.to_string()))?;
+        let (platform, service) = whole.0;
+        let settings = Self { platform, service };
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks every section, naming the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.platform.validate(S::SERVICE)?;
+        self.service.validate(&self.platform, &Validator::new(S::SERVICE))
+    }
+
+    /// The environment variable that sets a dotted key of this service.
+    pub fn env_var(key: &str) -> String {
+        env_var_for(S::SERVICE, key)
+    }
+}
+
+/// The platform sections and the service's, read as one table so that errors name the
+/// full key (`grpc.port`); any other top-level section is refused by name.
+struct Whole<S>((PlatformSettings, S));
+
+impl<'de, S: ServiceSection> Deserialize<'de> for Whole<S> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Sections<S>(std::marker::PhantomData<S>);
+
+        impl<'de, S: ServiceSection> serde::de::Visitor<'de> for Sections<S> {
+            type Value = Whole<S>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "the platform sections and [{}]", S::SECTION)
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Whole<S>, A::Error> {
+                use serde::de::Error;
+                let (mut grpc, mut database, mut messaging, mut telemetry, mut auth, mut service) =
+                    (None, None, None, None, None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "grpc" => grpc = Some(map.next_value()?),
+                        "database" => database = Some(map.next_value()?),
+                        "messaging" => messaging = Some(map.next_value()?),
+                        "telemetry" => telemetry = Some(map.next_value()?),
+                        "auth" => auth = Some(map.next_value()?),
+                        other if other == S::SECTION => service = Some(map.next_value::<S>()?),
+                        other => return Err(A::Error::custom(format!("unknown section `{other}`"))),
+                    }
+                }
+                let platform = PlatformSettings {
+                    grpc: grpc.ok_or_else(|| A::Error::missing_field("grpc"))?,
+                    database: database.ok_or_else(|| A::Error::missing_field("database"))?,
+                    messaging: messaging.ok_or_else(|| A::Error::missing_field("messaging"))?,
+                    telemetry: telemetry.ok_or_else(|| A::Error::missing_field("telemetry"))?,
+                    auth: auth.ok_or_else(|| A::Error::missing_field("auth"))?,
+                };
+                let service = service.ok_or_else(|| A::Error::custom(format!("missing section `{}`", S::SECTION)))?;
+                Ok(Whole((platform, service)))
+            }
+        }
+
+        deserializer.deserialize_map(Sections(std::marker::PhantomData))
+    }
+}
+
+fn load_failure(service: &str, message: String) -> ConfigError {
+    ConfigError::Load { service: service.to_string(), message, prefix: env_prefix(service) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -567,5 +682,68 @@ mod tests {
     fn service_names_map_to_environment_prefixes() {
         assert_eq!(env_prefix("customer-profile"), "CRM_CUSTOMER_PROFILE");
         assert_eq!(env_var_for("customer-profile", "grpc.port"), "CRM_CUSTOMER_PROFILE__GRPC__PORT");
+    }
+    #[derive(Debug, Clone, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct DemoSection {
+        greeting: String,
+        repeat: u32,
+    }
+
+    impl ServiceSection for DemoSection {
+        const SERVICE: &'static str = "demo";
+        const SECTION: &'static str = "demo";
+        const DEFAULTS: &'static str = "[demo]\ngreeting = \"hello\"\nrepeat = 1\n";
+
+        fn validate(&self, platform: &PlatformSettings, v: &Validator<'_>) -> Result<(), ConfigError> {
+            v.check(self.repeat >= 1, "demo.repeat", "must be at least 1")?;
+            v.check(
+                u64::from(self.repeat) <= platform.auth.max_token_ttl_s,
+                "demo.repeat",
+                "must not exceed auth.max_token_ttl_s",
+            )
+        }
+    }
+
+    #[test]
+    fn a_service_declares_only_its_section_and_gets_the_platform_ones_too() {
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__DEMO__REPEAT", "3"), ("CRM_DEMO__GRPC__PORT", "6001")]));
+        let s = Settings::<DemoSection>::load_from(vars).expect("loads");
+        assert_eq!((s.service.greeting.as_str(), s.service.repeat), ("hello", 3));
+        assert_eq!(s.platform.grpc.port, 6001);
+        assert_eq!(Settings::<DemoSection>::env_var("demo.repeat"), "CRM_DEMO__DEMO__REPEAT");
+    }
+
+    #[test]
+    fn the_sections_own_rules_run_and_name_the_key_and_variable() {
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__DEMO__REPEAT", "0")]));
+        let err = Settings::<DemoSection>::load_from(vars).unwrap_err().to_string();
+        assert!(err.contains("demo.repeat") && err.contains("CRM_DEMO__DEMO__REPEAT"), "{err}");
+    }
+
+    #[test]
+    fn a_platform_rule_still_runs_for_a_service_section() {
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__MESSAGING__PREFETCH", "0")]));
+        let err = Settings::<DemoSection>::load_from(vars).unwrap_err().to_string();
+        assert!(err.contains("messaging.prefetch"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_section_or_key_is_refused_by_name() {
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__CUSTOMER__TRUST", "3")]));
+        let err = Settings::<DemoSection>::load_from(vars).unwrap_err().to_string();
+        assert!(err.contains("unknown section `customer`"), "{err}");
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__DEMO__GREETNG", "hi")]));
+        let err = Settings::<DemoSection>::load_from(vars).unwrap_err().to_string();
+        assert!(err.contains("greetng"), "{err}");
+        let mut vars = env(REQUIRED);
+        vars.extend(env(&[("CRM_DEMO__GRPC__PORT", "fifty")]));
+        let err = Settings::<DemoSection>::load_from(vars).unwrap_err().to_string();
+        assert!(err.contains("grpc.port"), "{err}");
     }
 }

@@ -8,6 +8,8 @@
 //!
 //! # Layout
 //! - [`auth`]: token verification, the authorization layer, the current caller.
+//! - [`context`]: the call context (who, from where, which trace) of every handler.
+//! - [`audit`]: the audit trail every service writes and auditors page through.
 //! - [`batch`]: group commit of writes from concurrent calls.
 //! - [`cli`]: the shared command line (`serve`, `migrate`, `healthcheck`).
 //! - [`config`]: layered settings (defaults → file → `CRM_<SERVICE>__…` environment).
@@ -26,10 +28,12 @@
 //! - [`shutdown`]: stop signals.
 //! - `testing` (feature `testing`): fresh databases and exchanges for integration tests.
 
+pub mod audit;
 pub mod auth;
 pub mod batch;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod convert;
 pub mod crypto;
 pub mod db;

@@ -119,7 +119,7 @@ async fn import_rate(run: &Running, records: &[pb::SourceRecord]) -> (f64, i64) 
 async fn file_rate(records: &[pb::SourceRecord]) -> f64 {
     let env = TestEnv::new("customer-profile").await;
     let s = settings(&env);
-    let pool = crm_platform::db::connect(&s.database).await.expect("pool");
+    let pool = crm_platform::db::connect(&s.platform.database).await.expect("pool");
     crm_platform::db::migrate(&pool, &customer_profile::MIGRATOR).await.expect("migrate");
     let path = std::env::temp_dir().join(format!("ecif-bench-{}.txt", std::process::id()));
     let mut text = file_load::header_line();
@@ -129,9 +129,9 @@ async fn file_rate(records: &[pb::SourceRecord]) -> f64 {
         text.push('\n');
     }
     std::fs::write(&path, text).expect("write");
-    let pii = s.customer.pii_cipher().expect("key");
+    let pii = s.service.pii_cipher().expect("key");
     let start = Instant::now();
-    file_load::load_file(&pool, &s.customer.trust_table(), &pii, &path, 2000, None).await.expect("load");
+    file_load::load_file(&pool, &s.service.trust_table(), &pii, &path, 2000, None).await.expect("load");
     let rate = records.len() as f64 / start.elapsed().as_secs_f64();
     let _ = std::fs::remove_file(path);
     pool.close().await;

@@ -60,16 +60,16 @@ impl Application {
         settings: Settings,
         keys: Option<std::sync::Arc<dyn crm_platform::auth::KeySource>>,
     ) -> Result<Self, crm_platform::PlatformError> {
-        let trust = settings.customer.trust_table();
+        let trust = settings.service.trust_table();
         // Validated with the settings already; a bad key cannot reach this point.
-        let pii = settings.customer.pii_cipher().map_err(|e| {
+        let pii = settings.service.pii_cipher().map_err(|e| {
             crm_platform::PlatformError::Config(crm_platform::config::ConfigError::Invalid {
                 key: "customer.pii_key".into(),
                 env: crm_platform::config::env_var_for(settings::SERVICE, "customer.pii_key"),
                 reason: e.to_string(),
             })
         })?;
-        let mut runtime = ServiceRuntime::build(settings::SERVICE, settings.platform(), &MIGRATOR).await?;
+        let mut runtime = ServiceRuntime::build(settings::SERVICE, settings.platform.clone(), &MIGRATOR).await?;
         let verifier = match keys {
             Some(keys) => runtime.verifier(keys),
             None => runtime.identity_verifier()?,
@@ -106,17 +106,8 @@ impl Application {
 pub struct CustomerProfile;
 
 impl crm_platform::cli::Service for CustomerProfile {
-    const NAME: &'static str = settings::SERVICE;
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type Settings = Settings;
-
-    fn load() -> Result<Settings, crm_platform::config::ConfigError> {
-        Settings::load()
-    }
-
-    fn platform(settings: &Settings) -> crm_platform::config::PlatformSettings {
-        settings.platform()
-    }
+    type Section = settings::CustomerSettings;
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR
@@ -127,12 +118,12 @@ impl crm_platform::cli::Service for CustomerProfile {
             Box::pin(async move {
                 let path = args.first().ok_or("usage: customer-profile load-file <path> [--actor ID]")?;
                 let actor = args.iter().position(|a| a == "--actor").and_then(|i| args.get(i + 1)).cloned();
-                let pii = settings.customer.pii_cipher()?;
-                let pool = crm_platform::db::connect(&settings.database).await?;
-                if settings.database.migrate_on_start {
+                let pii = settings.service.pii_cipher()?;
+                let pool = crm_platform::db::connect(&settings.platform.database).await?;
+                if settings.platform.database.migrate_on_start {
                     crm_platform::db::migrate(&pool, &MIGRATOR).await?;
                 }
-                let trust = settings.customer.trust_table();
+                let trust = settings.service.trust_table();
                 let report =
                     file_load::load_file(&pool, &trust, &pii, std::path::Path::new(path), 2000, actor.as_deref())
                         .await?;

@@ -1,8 +1,9 @@
-//! The service's configuration: the platform sections plus source-system trust.
+//! The service's own section, `[customer]`: the PII key and source-system trust. The kit
+//! loads it with the platform sections ([`crm_platform::config::Settings`]).
 
 use std::collections::HashMap;
 
-use crm_platform::config::{ConfigError, GrpcSettings, PlatformSettings, Validator};
+use crm_platform::config::{ConfigError, PlatformSettings, ServiceSection, Validator};
 use serde::Deserialize;
 
 use crate::domain::{Attribute, TrustTable};
@@ -10,9 +11,12 @@ use crate::domain::{Attribute, TrustTable};
 /// Service name: environment prefix `CRM_CUSTOMER_PROFILE__`, events' source `crm/customer-profile`.
 pub const SERVICE: &str = "customer-profile";
 
+/// The service's settings: the platform sections and `[customer]`.
+pub type Settings = crm_platform::config::Settings<CustomerSettings>;
+
 /// Defaults of this service. Source systems and their trust are configuration, not
 /// code: a bank adds a system with a `[customer.sources.<CODE>]` block.
-pub const DEFAULTS: &str = r#"
+const DEFAULTS: &str = r#"
 [customer]
 default_trust = 10
 
@@ -80,8 +84,14 @@ impl CustomerSettings {
         use secrecy::ExposeSecret;
         crate::pii::PiiCipher::from_hex(self.pii_key.expose_secret())
     }
+}
 
-    fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
+impl ServiceSection for CustomerSettings {
+    const SERVICE: &'static str = SERVICE;
+    const SECTION: &'static str = "customer";
+    const DEFAULTS: &'static str = DEFAULTS;
+
+    fn validate(&self, _platform: &PlatformSettings, v: &Validator<'_>) -> Result<(), ConfigError> {
         v.check(self.pii_cipher().is_ok(), "customer.pii_key", "must be 64 hexadecimal digits (32 bytes)")?;
         for (system, source) in &self.sources {
             for key in source.attributes.keys() {
@@ -93,56 +103,5 @@ impl CustomerSettings {
             }
         }
         Ok(())
-    }
-}
-
-/// Everything the service reads.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// gRPC server.
-    pub grpc: GrpcSettings,
-    /// Own database.
-    pub database: crm_platform::config::DatabaseSettings,
-    /// Broker.
-    pub messaging: crm_platform::config::MessagingSettings,
-    /// Logs and traces.
-    pub telemetry: crm_platform::config::TelemetrySettings,
-    /// Token verification.
-    pub auth: crm_platform::config::AuthSettings,
-    /// ECIF rules.
-    pub customer: CustomerSettings,
-}
-
-impl Settings {
-    /// Loads from defaults, the optional file and the environment, then validates.
-    pub fn load() -> Result<Self, ConfigError> {
-        let settings: Self = crm_platform::config::load(SERVICE, DEFAULTS)?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Like [`Settings::load`] from explicit variables (tests).
-    pub fn load_from(vars: Vec<(String, String)>) -> Result<Self, ConfigError> {
-        let settings: Self = crm_platform::config::load_from(SERVICE, DEFAULTS, vars)?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Checks every section, naming the first bad key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.platform().validate(SERVICE)?;
-        self.customer.validate(&Validator::new(SERVICE))
-    }
-
-    /// The platform sections.
-    pub fn platform(&self) -> PlatformSettings {
-        PlatformSettings {
-            grpc: self.grpc.clone(),
-            database: self.database.clone(),
-            messaging: self.messaging.clone(),
-            telemetry: self.telemetry.clone(),
-            auth: self.auth.clone(),
-        }
     }
 }

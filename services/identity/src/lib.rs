@@ -95,13 +95,13 @@ pub struct Application {
 impl Application {
     /// Connects, migrates, bootstraps an empty database, binds.
     pub async fn build(settings: Settings) -> Result<Self, PlatformError> {
-        let s = &settings.identity;
+        let s = &settings.service;
         let kek = s
             .key_encryption_key()
             .ok_or_else(|| startup_error("identity.key_encryption_key", "must be 64 hex digits"))?;
         let cipher = secrets::SeedCipher::new(&kek);
         let hashing = secrets::PasswordHashing::new(&s.argon2).map_err(|e| startup_error("identity.argon2", e))?;
-        let mut runtime = ServiceRuntime::build(settings::SERVICE, settings.platform(), &MIGRATOR).await?;
+        let mut runtime = ServiceRuntime::build(settings::SERVICE, settings.platform.clone(), &MIGRATOR).await?;
         let pool = runtime.pool.clone();
 
         bootstrap(&pool, s, &hashing).await?;
@@ -111,11 +111,12 @@ impl Application {
             pool.clone(),
             cipher,
             access_ttl,
-            settings.auth.issuer.clone(),
-            settings.auth.audience.clone(),
+            settings.platform.auth.issuer.clone(),
+            settings.platform.auth.audience.clone(),
         );
         issuer.ensure_key().await.map_err(|e| PlatformError::Startup(format!("signing key: {e}")))?;
-        let keys = tokens::StoreKeys::new(pool.clone(), access_ttl + time::Duration::seconds(settings.auth.leeway_s));
+        let keys =
+            tokens::StoreKeys::new(pool.clone(), access_ttl + time::Duration::seconds(settings.platform.auth.leeway_s));
         let verifier = runtime.verifier(std::sync::Arc::new(keys.clone()));
         runtime.protect(verifier, access::POLICY);
         let api = grpc::IdentityApi::new(pool, s, hashing, issuer, keys);
@@ -147,17 +148,8 @@ impl Application {
 pub struct Identity;
 
 impl crm_platform::cli::Service for Identity {
-    const NAME: &'static str = settings::SERVICE;
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    type Settings = Settings;
-
-    fn load() -> Result<Settings, ConfigError> {
-        Settings::load()
-    }
-
-    fn platform(settings: &Settings) -> crm_platform::config::PlatformSettings {
-        settings.platform()
-    }
+    type Section = settings::IdentitySettings;
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR

@@ -1,15 +1,19 @@
-//! The service's configuration: the platform sections plus token lifetimes, password
-//! hashing, lockout and the first administrator.
+//! The service's own section, `[identity]`: token lifetimes, password hashing, lockout
+//! and the first administrator. The kit loads it with the platform sections
+//! ([`crm_platform::config::Settings`]).
 
-use crm_platform::config::{ConfigError, PlatformSettings, Validator};
+use crm_platform::config::{ConfigError, PlatformSettings, ServiceSection, Validator};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// Service name: environment prefix `CRM_IDENTITY__`, events' source `crm/identity`.
 pub const SERVICE: &str = "identity";
 
+/// The service's settings: the platform sections and `[identity]`.
+pub type Settings = crm_platform::config::Settings<IdentitySettings>;
+
 /// Defaults of this service.
-pub const DEFAULTS: &str = r#"
+const DEFAULTS: &str = r#"
 [identity]
 access_token_ttl_s = 900
 refresh_token_ttl_s = 28800
@@ -80,8 +84,14 @@ impl IdentitySettings {
     pub fn key_encryption_key(&self) -> Option<crm_platform::crypto::Key32> {
         crm_platform::crypto::Key32::from_hex(self.key_encryption_key.expose_secret())
     }
+}
 
-    fn validate(&self, v: &Validator<'_>) -> Result<(), ConfigError> {
+impl ServiceSection for IdentitySettings {
+    const SERVICE: &'static str = SERVICE;
+    const SECTION: &'static str = "identity";
+    const DEFAULTS: &'static str = DEFAULTS;
+
+    fn validate(&self, platform: &PlatformSettings, v: &Validator<'_>) -> Result<(), ConfigError> {
         v.check(self.key_encryption_key().is_some(), "identity.key_encryption_key", "must be 64 hexadecimal digits")?;
         v.check(
             (60..=3600).contains(&self.access_token_ttl_s),
@@ -115,63 +125,11 @@ impl IdentitySettings {
             crate::domain::valid_login(&self.bootstrap.admin_login),
             "identity.bootstrap.admin_login",
             "must be 3-64 letters, digits, '.', '-' or '_'",
-        )
-    }
-}
-
-/// Everything the service reads.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Settings {
-    /// gRPC server.
-    pub grpc: crm_platform::config::GrpcSettings,
-    /// Own database.
-    pub database: crm_platform::config::DatabaseSettings,
-    /// Broker.
-    pub messaging: crm_platform::config::MessagingSettings,
-    /// Logs and traces.
-    pub telemetry: crm_platform::config::TelemetrySettings,
-    /// Token verification (identity verifies its own tokens like every service).
-    pub auth: crm_platform::config::AuthSettings,
-    /// Identity's own rules.
-    pub identity: IdentitySettings,
-}
-
-impl Settings {
-    /// Loads from defaults, the optional file and the environment, then validates.
-    pub fn load() -> Result<Self, ConfigError> {
-        let settings: Self = crm_platform::config::load(SERVICE, DEFAULTS)?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Like [`Settings::load`] from explicit variables (tests).
-    pub fn load_from(vars: Vec<(String, String)>) -> Result<Self, ConfigError> {
-        let settings: Self = crm_platform::config::load_from(SERVICE, DEFAULTS, vars)?;
-        settings.validate()?;
-        Ok(settings)
-    }
-
-    /// Checks every section, naming the first bad key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.platform().validate(SERVICE)?;
-        let v = Validator::new(SERVICE);
-        self.identity.validate(&v)?;
+        )?;
         v.check(
-            self.identity.access_token_ttl_s as u64 <= self.auth.max_token_ttl_s,
+            self.access_token_ttl_s as u64 <= platform.auth.max_token_ttl_s,
             "auth.max_token_ttl_s",
             "must not be shorter than identity.access_token_ttl_s",
         )
-    }
-
-    /// The platform sections.
-    pub fn platform(&self) -> PlatformSettings {
-        PlatformSettings {
-            grpc: self.grpc.clone(),
-            database: self.database.clone(),
-            messaging: self.messaging.clone(),
-            telemetry: self.telemetry.clone(),
-            auth: self.auth.clone(),
-        }
     }
 }

@@ -15,7 +15,7 @@ use crate::helpers::PII_KEY;
 async fn fresh_pool() -> PgPool {
     let env = TestEnv::new("customer-profile").await;
     let settings = Settings::load_from(env.vars(&[("customer.pii_key", PII_KEY)])).unwrap();
-    let pool = crm_platform::db::connect(&settings.database).await.unwrap();
+    let pool = crm_platform::db::connect(&settings.platform.database).await.unwrap();
     crm_platform::db::migrate(&pool, &customer_profile::MIGRATOR).await.unwrap();
     pool
 }

@@ -53,7 +53,7 @@ async fn a_file_loads_its_good_lines_and_reports_bad_ones_by_line_number() {
     let pii = PiiCipher::from_hex(PII_KEY).unwrap();
     let trust = customer_profile::Settings::load_from(app.env.vars(&[("customer.pii_key", PII_KEY)]))
         .unwrap()
-        .customer
+        .service
         .trust_table();
     let report = load_file(&app.pool, &trust, &pii, &file.0, 2, Some("batch")).await.unwrap();
     assert_eq!(report.accepted, 3);
@@ -115,7 +115,7 @@ async fn an_overlong_value_a_control_character_or_a_line_that_is_not_utf8_reject
     let pii = PiiCipher::from_hex(PII_KEY).unwrap();
     let trust = customer_profile::Settings::load_from(app.env.vars(&[("customer.pii_key", PII_KEY)]))
         .unwrap()
-        .customer
+        .service
         .trust_table();
     let report = load_file(&app.pool, &trust, &pii, &file.0, 2, None).await.unwrap();
     assert_eq!(report.accepted, 2);
