@@ -294,9 +294,6 @@ pub fn generate(root: &Path, name: &str) -> Result<Vec<String>, String> {
             "README.md (status, architecture, configuration of `[{}]`) and docs/glossary.md for new words",
             names.snake
         ),
-        format!(
-            "commit Cargo.lock as the first build updates it (`cargo build -p {name}`), then `cargo test -p {name}`"
-        ),
     ]);
     Ok(remaining)
 }
