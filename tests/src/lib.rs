@@ -20,12 +20,9 @@ pub type Customers = cpb::customer_service_client::CustomerServiceClient<Interce
 pub type Admin =
     ipb::identity_admin_service_client::IdentityAdminServiceClient<InterceptedService<Channel, BearerToken>>;
 
-/// Password of the first administrator (`admin`) of every test platform.
-pub const ADMIN_PASSWORD: &str = "Bootstrap-Root-2026!";
-/// Key-encryption key of identity in tests.
-pub const KEK: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
-/// PII master key of customer-profile in tests.
-pub const PII_KEY: &str = "8f2c0b5e3a7d41c69e0f1b2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
+use crm_platform::testing::RunningService;
+pub use crm_platform::testing::secrets::ADMIN_PASSWORD;
+use crm_platform::testing::secrets::KEY_HEX;
 
 /// identity and customer-profile, running in this process until [`TestPlatform::stop`].
 #[derive(Debug)]
@@ -40,15 +37,11 @@ pub struct TestPlatform {
     pub customers_port: u16,
     /// The exchange both services publish to and consume from.
     pub exchange: String,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    running: Vec<RunningService>,
 }
 
 /// A test failure while starting the platform: tests unwrap it.
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
-
-async fn channel(port: u16) -> Result<Channel, StartError> {
-    Ok(Channel::from_shared(format!("http://127.0.0.1:{port}"))?.connect().await?)
-}
 
 impl TestPlatform {
     /// Starts identity and customer-profile on free ports with their own databases and
@@ -65,7 +58,7 @@ impl TestPlatform {
     ) -> Result<Self, StartError> {
         let id_env = TestEnv::new("identity").await;
         let mut vars = vec![
-            ("identity.key_encryption_key", KEK),
+            ("identity.key_encryption_key", KEY_HEX),
             ("identity.bootstrap.admin_password", ADMIN_PASSWORD),
             ("identity.argon2.memory_kib", "256"),
             ("identity.argon2.iterations", "1"),
@@ -75,15 +68,14 @@ impl TestPlatform {
         let settings = identity::Settings::load_from(id_env.vars(&vars))?;
         let id_app = identity::Application::build(settings).await?;
         let identity_port = id_app.port();
-        let (id_stop, id_stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(id_app.run_until_stopped(async {
-            let _ = id_stopped.await;
-        }));
+        // Serving: its consumers' queues exist, so no event of the test's first calls is
+        // published before it can receive it.
+        let identity = RunningService::start(identity_port, |stop| id_app.run_until_stopped(stop)).await;
 
         let cp_env = TestEnv::new("customer-profile").await;
         let endpoint = format!("http://127.0.0.1:{identity_port}");
         let mut vars = vec![
-            ("customer.pii_key", PII_KEY),
+            ("customer.pii_key", KEY_HEX),
             ("messaging.exchange", id_env.exchange.as_str()),
             ("auth.identity_endpoint", endpoint.as_str()),
             ("auth.revocation_poll_ms", "200"),
@@ -93,34 +85,14 @@ impl TestPlatform {
         let settings = customer_profile::Settings::load_from(cp_env.vars(&vars))?;
         let cp_app = customer_profile::Application::build(settings).await?;
         let customers_port = cp_app.port();
-        let (cp_stop, cp_stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(cp_app.run_until_stopped(async {
-            let _ = cp_stopped.await;
-        }));
-        // Both serving: their consumers' queues exist, so no event of the test's first
-        // calls is published before customer-profile can receive it.
-        for port in [identity_port, customers_port] {
-            let endpoint = format!("http://127.0.0.1:{port}");
-            let serving = crm_platform::testing::eventually(std::time::Duration::from_secs(20), || {
-                let endpoint = endpoint.clone();
-                async move {
-                    crm_platform::grpc::health::check(&endpoint, "", std::time::Duration::from_secs(1))
-                        .await
-                        .unwrap_or(false)
-                }
-            })
-            .await;
-            if !serving {
-                return Err(format!("the service on port {port} did not become SERVING").into());
-            }
-        }
+        let customers = RunningService::start(customers_port, |stop| cp_app.run_until_stopped(stop)).await;
         Ok(Self {
-            identity: channel(identity_port).await?,
-            customers: channel(customers_port).await?,
+            identity: identity.channel.clone(),
+            customers: customers.channel.clone(),
             identity_port,
             customers_port,
             exchange: id_env.exchange,
-            stops: vec![id_stop, cp_stop],
+            running: vec![identity, customers],
         })
     }
 
@@ -144,10 +116,11 @@ impl TestPlatform {
         cpb::customer_service_client::CustomerServiceClient::with_interceptor(self.customers.clone(), bearer(token))
     }
 
-    /// Stops both services (they drain and close their connections).
-    pub fn stop(self) {
-        for stop in self.stops {
-            let _ = stop.send(());
+    /// Stops both services and waits until they have drained and exited cleanly.
+    pub async fn stop(mut self) {
+        // customer-profile first: it calls identity while it runs.
+        for running in self.running.iter_mut().rev() {
+            running.stop().await;
         }
     }
 }

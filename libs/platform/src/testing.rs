@@ -137,6 +137,78 @@ where
     }
 }
 
+/// Secrets every test uses, in one place (never valid anywhere but a test).
+pub mod secrets {
+    /// A 32-byte key (64 hex digits): identity's key-encryption key and
+    /// customer-profile's PII master key in tests.
+    pub const KEY_HEX: &str = "8f2c0b5e3a7d41c69e0f1b2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
+    /// Password of the first administrator (`admin`) of every test identity.
+    pub const ADMIN_PASSWORD: &str = "Bootstrap-Root-2026!";
+}
+
+/// The future a service runs until: resolves when the test stops it.
+pub type StopSignal = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// A service running in the test process on a free port, until [`RunningService::stop`].
+#[derive(Debug)]
+pub struct RunningService {
+    /// The bound port.
+    pub port: u16,
+    /// A channel to it.
+    pub channel: tonic::transport::Channel,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), crate::PlatformError>>>,
+}
+
+impl RunningService {
+    /// Runs `run(stop)` (a service's `run_until_stopped`) on a task, waits until the
+    /// service on `port` reports SERVING (its consumers' queues exist then) and connects.
+    pub async fn start<F>(port: u16, run: impl FnOnce(StopSignal) -> F) -> Self
+    where
+        F: std::future::Future<Output = Result<(), crate::PlatformError>> + Send + 'static,
+    {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(run(Box::pin(async {
+            let _ = stopped.await;
+        })));
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let serving = eventually(std::time::Duration::from_secs(20), || {
+            let endpoint = endpoint.clone();
+            async move {
+                crate::grpc::health::check(&endpoint, "", std::time::Duration::from_secs(1)).await.unwrap_or(false)
+            }
+        })
+        .await;
+        assert!(serving, "the service on port {port} did not become SERVING within 20 s");
+        let channel = tonic::transport::Channel::from_shared(endpoint)
+            .expect("a loopback URI")
+            .connect()
+            .await
+            .expect("the service accepts connections");
+        Self { port, channel, stop: Some(stop), handle: Some(handle) }
+    }
+
+    /// Sends the stop signal and waits for a clean exit (panics otherwise).
+    pub async fn stop(&mut self) {
+        self.stop_handle().await
+    }
+
+    /// A future that sends the stop signal and waits for a clean exit, for tests that
+    /// stop the service while a call is in flight.
+    pub fn stop_handle(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let stop = self.stop.take();
+        let handle = self.handle.take();
+        async move {
+            if let Some(stop) = stop {
+                let _ = stop.send(());
+            }
+            if let Some(handle) = handle {
+                handle.await.expect("the service task did not panic").expect("the service stopped cleanly");
+            }
+        }
+    }
+}
+
 /// Signs access tokens for tests with a key the service under test is given through
 /// [`TestTokens::key_source`], so tests exercise the real verification path without
 /// running identity.

@@ -6,12 +6,12 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use crm_proto::crm::common::v1 as common;
 use crm_proto::crm::customer::v1 as pb;
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
-use crate::domain::{Date, Gender, IdType, TrustTable};
+use crate::convert::from_wire;
+use crate::domain::{Date, Gender, IdType, PartyKind, TrustTable, ValidatedRecord};
 use crate::error::{Error, Result};
 use crate::pii::PiiCipher;
 
@@ -63,23 +63,16 @@ fn escape(field: &str) -> String {
 /// A record as one line in the file layout (all columns, in [`COLUMNS`] order).
 pub fn to_line(r: &pb::SourceRecord) -> String {
     let key = r.key.clone().unwrap_or_default();
-    let kind = if r.party_kind == pb::PartyKind::Corporate as i32 { "CORPORATE" } else { "PERSONAL" };
-    let id_type = pb::IdType::try_from(r.id_type)
-        .map(|t| t.as_str_name().trim_start_matches("ID_TYPE_").to_string())
-        .unwrap_or_default();
-    let gender = match pb::Gender::try_from(r.gender) {
-        Ok(pb::Gender::Male) => "M",
-        Ok(pb::Gender::Female) => "F",
-        Ok(pb::Gender::Unknown) => "U",
-        _ => "",
-    };
+    let kind = from_wire::<pb::PartyKind, PartyKind>(r.party_kind).unwrap_or(PartyKind::Personal).code();
+    let id_type = from_wire::<pb::IdType, IdType>(r.id_type).map(IdType::code).unwrap_or_default();
+    let gender = from_wire::<pb::Gender, Gender>(r.gender).map(Gender::code).unwrap_or_default();
     let birth = r.birth_date.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)).unwrap_or_default();
     [
         escape(&key.source_system),
         escape(&key.source_customer_id),
         r.source_version.to_string(),
         kind.to_string(),
-        id_type,
+        id_type.to_string(),
         escape(&r.id_number),
         escape(&r.name),
         gender.to_string(),
@@ -145,30 +138,24 @@ fn parse_line(columns: &[&'static str], line: &str) -> std::result::Result<pb::S
                 r.source_version = value.parse().map_err(|_| format!("source_version `{value}` is not a number"))?
             }
             "party_kind" => {
-                r.party_kind = match value.to_ascii_uppercase().as_str() {
-                    "PERSONAL" => pb::PartyKind::Personal as i32,
-                    "CORPORATE" => pb::PartyKind::Corporate as i32,
-                    _ => return Err(format!("party_kind `{value}` is not PERSONAL or CORPORATE")),
-                }
+                let kind = PartyKind::from_code(&value)
+                    .ok_or_else(|| format!("party_kind `{value}` is not PERSONAL or CORPORATE"))?;
+                r.party_kind = pb::PartyKind::from(kind).into();
             }
             "id_type" => {
                 let t = IdType::from_code(&value).ok_or_else(|| format!("id_type `{value}` is not a known ID type"))?;
-                r.id_type = pb_id_type(t) as i32;
+                r.id_type = pb::IdType::from(t).into();
             }
             "id_number" => r.id_number = value,
             "name" => r.name = value,
             "gender" if !value.is_empty() => {
-                r.gender = match Gender::from_code(&value) {
-                    Some(Gender::Male) => pb::Gender::Male,
-                    Some(Gender::Female) => pb::Gender::Female,
-                    Some(Gender::Unknown) => pb::Gender::Unknown,
-                    None => return Err(format!("gender `{value}` is not M, F or U")),
-                } as i32
+                let g = Gender::from_code(&value).ok_or_else(|| format!("gender `{value}` is not M, F or U"))?;
+                r.gender = pb::Gender::from(g).into();
             }
             "birth_date" if !value.is_empty() => {
                 let d =
                     Date::parse_iso(&value).ok_or_else(|| format!("birth_date `{value}` is not a YYYY-MM-DD date"))?;
-                r.birth_date = Some(common::Date { year: d.year, month: i32::from(d.month), day: i32::from(d.day) });
+                r.birth_date = Some(d.into());
             }
             "nationality" => r.nationality = value,
             "mobile_phone" => r.mobile_phone = value,
@@ -179,21 +166,6 @@ fn parse_line(columns: &[&'static str], line: &str) -> std::result::Result<pb::S
         }
     }
     Ok(r)
-}
-
-fn pb_id_type(t: IdType) -> pb::IdType {
-    match t {
-        IdType::ResidentId => pb::IdType::ResidentId,
-        IdType::Passport => pb::IdType::Passport,
-        IdType::HkMacaoPermit => pb::IdType::HkMacaoPermit,
-        IdType::TaiwanPermit => pb::IdType::TaiwanPermit,
-        IdType::ForeignPermanentResidentId => pb::IdType::ForeignPermanentResidentId,
-        IdType::MilitaryId => pb::IdType::MilitaryId,
-        IdType::UnifiedSocialCreditCode => pb::IdType::UnifiedSocialCreditCode,
-        IdType::OrganizationCode => pb::IdType::OrganizationCode,
-        IdType::BusinessLicense => pb::IdType::BusinessLicense,
-        IdType::Other => pb::IdType::Other,
-    }
 }
 
 fn checksum(path: &Path) -> std::io::Result<String> {
@@ -236,7 +208,6 @@ pub async fn load_file(
     let mut report = LoadReport { load_id, resumed_after_line: done, ..Default::default() };
     let reader = BufReader::new(std::fs::File::open(path).map_err(io)?);
     let mut columns: Option<Vec<&'static str>> = None;
-    let today = crate::grpc::today();
     // A line that is not UTF-8 is carried as its rejection reason.
     let mut batch: Vec<(i64, std::result::Result<String, String>)> = Vec::with_capacity(chunk);
     let mut last_line = 0i64;
@@ -286,7 +257,7 @@ pub async fn load_file(
         }
         batch.push((line_no, Ok(line.to_string())));
         if batch.len() >= chunk {
-            let prepared = prepare_chunk(cols, &batch, today, pii, line_no);
+            let prepared = prepare_chunk(cols, &batch, pii, line_no);
             batch.clear();
             if let Some(previous) = writing.take() {
                 report.add(join(previous).await?);
@@ -298,7 +269,7 @@ pub async fn load_file(
     if let Some(previous) = writing.take() {
         report.add(join(previous).await?);
     }
-    let prepared = prepare_chunk(&cols, &batch, today, pii, last_line.max(done));
+    let prepared = prepare_chunk(&cols, &batch, pii, last_line.max(done));
     report.add(ctx.write(prepared).await?);
     sqlx::query("UPDATE file_load SET status = 'DONE', finished_at = now() WHERE load_id = $1")
         .bind(load_id)
@@ -331,7 +302,6 @@ impl LoadReport {
 fn prepare_chunk(
     columns: &[&'static str],
     lines: &[(i64, std::result::Result<String, String>)],
-    today: Date,
     pii: &PiiCipher,
     done_through: i64,
 ) -> Chunk {
@@ -342,12 +312,8 @@ fn prepare_chunk(
             Err(reason) => Err(reason.clone()),
         };
         let outcome = parsed.and_then(|r| {
-            crate::grpc::validate_record(Some(r), today).map_err(|v| {
-                v.iter()
-                    .map(|(f, d)| format!("{}: {d}", f.trim_start_matches("record.")))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })
+            ValidatedRecord::try_from(r)
+                .map_err(|v| v.iter().map(|(f, d)| format!("{f}: {d}")).collect::<Vec<_>>().join("; "))
         });
         match outcome {
             Ok(validated) => accepted.push(crate::store::PreparedRecord::new(pii, validated)),

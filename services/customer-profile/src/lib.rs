@@ -10,7 +10,11 @@
 //!   maintained party details, data scope and access audit, and the outbox events
 //!   written in the same transactions.
 //! - [`file_load`]: the daily batch file, resumable, with rejected lines reported.
-//! - [`grpc`]: `crm.customer.v1.CustomerService`, proto ↔ domain.
+//! - [`grpc`]: `crm.customer.v1.CustomerService`, one file per RPC family; each
+//!   handler parses, authorizes against the caller's data scope, calls the store and
+//!   maps the answer.
+//! - [`convert`]: wire ↔ domain, once: proto enums and stored codes to domain types,
+//!   source records from requests and files to validated records, store rows to proto.
 //! - [`access`]: the permission each RPC needs, data scopes, PII visibility.
 //! - [`events`]: events consumed (identity's org changes, for data scopes).
 //! - [`pii`]: encryption at rest and blind indexes for ID and phone numbers.
@@ -19,6 +23,7 @@
 //! - [`error`]: the crate's error enum and its gRPC mapping.
 
 pub mod access;
+pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod events;

@@ -5,11 +5,14 @@
 //! (cross-system duplicates). The mix also holds 15-digit resident IDs for people
 //! another system knows by the 18-digit form, name conflicts (same ID, another name),
 //! ID type "other", and invalid rows (a broken check character).
+//!
+//! Records are made as the domain's source records and sent out in their wire form
+//! (the conversion in `crate::convert`).
 
-use crm_proto::crm::common::v1 as common;
 use crm_proto::crm::customer::v1 as pb;
 
 use crate::domain::id::{resident_id_15_to_18, resident_id_check_char};
+use crate::domain::{Date, Gender, IdType, PartyKind, SourceRecord};
 
 /// Source systems the generator spreads records over.
 pub const SOURCES: [&str; 3] = ["CORE", "CARDS", "LOANS"];
@@ -49,7 +52,7 @@ impl Rng {
 struct Person {
     id18: String,
     name: String,
-    birth: (i32, i32, i32),
+    birth: Date,
     male: bool,
     phone: String,
 }
@@ -67,7 +70,7 @@ fn person(rng: &mut Rng, n: u64) -> Person {
     Person {
         id18: format!("{first17}{check}"),
         name,
-        birth: (year, month, day),
+        birth: Date { year, month: month as u8, day: day as u8 },
         male: seq % 2 == 1,
         phone: format!("13{}{:08}", 5 + rng.below(5), rng.below(100_000_000)),
     }
@@ -82,28 +85,22 @@ fn to_15(id18: &str) -> Option<String> {
     (resident_id_15_to_18(&id15).as_deref() == Some(id18)).then_some(id15)
 }
 
-fn record(
-    source: &str,
-    id: String,
-    p: &Person,
-    id_type: pb::IdType,
-    id_number: String,
-    name: String,
-) -> pb::SourceRecord {
-    pb::SourceRecord {
-        key: Some(pb::SourceKey { source_system: source.into(), source_customer_id: id }),
+fn record(source: &str, id: String, p: &Person, id_type: IdType, id_number: String, name: String) -> SourceRecord {
+    SourceRecord {
+        source_system: source.into(),
+        source_customer_id: id,
         source_version: 1,
-        party_kind: pb::PartyKind::Personal as i32,
-        id_type: id_type as i32,
+        party_kind: PartyKind::Personal,
+        id_type,
         id_number,
         name,
-        gender: if p.male { pb::Gender::Male } else { pb::Gender::Female } as i32,
-        birth_date: Some(common::Date { year: p.birth.0, month: p.birth.1, day: p.birth.2 }),
-        nationality: "CHN".into(),
-        mobile_phone: p.phone.clone(),
-        email: String::new(),
-        address: String::new(),
-        occupation: String::new(),
+        gender: Some(if p.male { Gender::Male } else { Gender::Female }),
+        birth_date: Some(p.birth),
+        nationality: Some("CHN".into()),
+        mobile_phone: Some(p.phone.clone()),
+        email: None,
+        address: None,
+        occupation: None,
     }
 }
 
@@ -117,8 +114,7 @@ pub fn generate(seed: u64, n: usize) -> Vec<pb::SourceRecord> {
         let p = person(&mut rng, i);
         let home = SOURCES[(i % 3) as usize];
         let roll = rng.below(100);
-        let mut main =
-            record(home, format!("{home}-{i:09}"), &p, pb::IdType::ResidentId, p.id18.clone(), p.name.clone());
+        let mut main = record(home, format!("{home}-{i:09}"), &p, IdType::ResidentId, p.id18.clone(), p.name.clone());
         if roll < 2 {
             // Invalid row: a broken check character.
             let mut broken = p.id18.clone();
@@ -127,17 +123,17 @@ pub fn generate(seed: u64, n: usize) -> Vec<pb::SourceRecord> {
             broken.push(last);
             main.id_number = broken;
         } else if roll < 5 {
-            main.id_type = pb::IdType::Other as i32;
+            main.id_type = IdType::Other;
             main.id_number = format!("X{:010}", rng.below(10_000_000_000));
         }
-        out.push(main);
+        out.push(main.into());
         if (5..35).contains(&roll) {
             // Known to another system too: same person, maybe in the old 15-digit form,
             // maybe under another name (a name conflict).
             let other = SOURCES[((i + 1) % 3) as usize];
             let id_number = if roll < 15 { to_15(&p.id18).unwrap_or_else(|| p.id18.clone()) } else { p.id18.clone() };
             let name = if roll < 8 { format!("{}{}", p.name, GIVEN[(i % 7) as usize]) } else { p.name.clone() };
-            out.push(record(other, format!("{other}-{i:09}"), &p, pb::IdType::ResidentId, id_number, name));
+            out.push(record(other, format!("{other}-{i:09}"), &p, IdType::ResidentId, id_number, name).into());
         }
     }
     out.truncate(n);
@@ -151,6 +147,20 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_records() {
         assert_eq!(generate(7, 200), generate(7, 200));
+    }
+
+    #[test]
+    fn every_valid_record_reads_back_as_generated() {
+        let today = crate::domain::Date { year: 2026, month: 1, day: 1 };
+        let records = generate(3, 500);
+        let mut valid = 0;
+        for r in &records {
+            if let Ok(v) = crate::convert::source_record(r.clone(), today) {
+                assert_eq!(&pb::SourceRecord::from(v.record), r);
+                valid += 1;
+            }
+        }
+        assert!(valid > 450, "{valid} of 500 valid");
     }
 
     #[test]

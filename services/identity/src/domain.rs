@@ -97,14 +97,53 @@ pub fn combine_roles<'a>(roles: impl IntoIterator<Item = (&'a [String], DataScop
     (perms.into_iter().collect(), scope)
 }
 
-/// A scope's name as stored.
-pub fn scope_from_code(code: &str) -> Option<DataScope> {
-    match code {
-        "own" => Some(DataScope::Own),
-        "org" => Some(DataScope::Org),
-        "subtree" => Some(DataScope::Subtree),
-        "all" => Some(DataScope::All),
-        _ => None,
+/// Why a login was refused. The caller only ever learns that it failed
+/// (`Error::LoginFailed`); the reason goes to the audit trail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginRefusal {
+    /// No principal of that kind has the login (or the login cannot exist).
+    UnknownLogin,
+    /// The principal is disabled.
+    Disabled,
+    /// A lock from earlier failures still holds.
+    Locked,
+    /// The password or client secret does not match.
+    WrongSecret,
+}
+
+impl LoginRefusal {
+    /// The reason as the audit trail records it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoginRefusal::UnknownLogin => "unknown login",
+            LoginRefusal::Disabled => "disabled",
+            LoginRefusal::Locked => "locked",
+            LoginRefusal::WrongSecret => "wrong secret",
+        }
+    }
+
+    /// Whether this refusal counts towards a lock: only a wrong secret does; attempts
+    /// on an unknown, disabled or locked account change no counter.
+    pub fn counts_toward_lock(self) -> bool {
+        self == LoginRefusal::WrongSecret
+    }
+}
+
+/// Why a login is refused, if it is: an unknown login, then a disabled account, then
+/// a lock still holding at `now`, then a wrong secret. `account` is the login's
+/// (disabled, locked until), if it exists. The caller checks the secret even when the
+/// answer is known without it, so that every refusal costs the same.
+pub fn login_refusal(
+    account: Option<(bool, Option<time::OffsetDateTime>)>,
+    secret_matches: bool,
+    now: time::OffsetDateTime,
+) -> Option<LoginRefusal> {
+    match account {
+        None => Some(LoginRefusal::UnknownLogin),
+        Some((true, _)) => Some(LoginRefusal::Disabled),
+        Some((false, locked_until)) if is_locked(locked_until, now) => Some(LoginRefusal::Locked),
+        Some(_) if !secret_matches => Some(LoginRefusal::WrongSecret),
+        Some(_) => None,
     }
 }
 
@@ -199,9 +238,42 @@ mod tests {
         let (perms, scope) = combine_roles(std::iter::empty());
         assert!(perms.is_empty());
         assert_eq!(scope, DataScope::Own);
-        for code in ["own", "org", "subtree", "all"] {
-            assert_eq!(scope_from_code(code).map(DataScope::as_str), Some(code));
+    }
+
+    #[test]
+    fn only_a_wrong_secret_counts_towards_a_lock() {
+        let cases = [
+            (LoginRefusal::UnknownLogin, "unknown login", false),
+            (LoginRefusal::Disabled, "disabled", false),
+            (LoginRefusal::Locked, "locked", false),
+            (LoginRefusal::WrongSecret, "wrong secret", true),
+        ];
+        for (refusal, recorded, counts) in cases {
+            assert_eq!(refusal.as_str(), recorded);
+            assert_eq!(refusal.counts_toward_lock(), counts, "{refusal:?}");
         }
-        assert_eq!(scope_from_code("everything"), None);
+    }
+
+    #[test]
+    fn a_login_is_refused_for_the_first_reason_that_applies() {
+        let now = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+        let locked = Some(now + time::Duration::minutes(1));
+        let expired = Some(now - time::Duration::minutes(1));
+        // (account: (disabled, locked until), secret matches) → refusal
+        let cases = [
+            (None, true, Some(LoginRefusal::UnknownLogin)),
+            (None, false, Some(LoginRefusal::UnknownLogin)),
+            (Some((true, locked)), true, Some(LoginRefusal::Disabled)),
+            (Some((true, None)), false, Some(LoginRefusal::Disabled)),
+            (Some((false, locked)), true, Some(LoginRefusal::Locked)),
+            (Some((false, locked)), false, Some(LoginRefusal::Locked)),
+            (Some((false, expired)), false, Some(LoginRefusal::WrongSecret)),
+            (Some((false, None)), false, Some(LoginRefusal::WrongSecret)),
+            (Some((false, expired)), true, None),
+            (Some((false, None)), true, None),
+        ];
+        for (account, matches, expected) in cases {
+            assert_eq!(login_refusal(account, matches, now), expected, "{account:?}, secret matches: {matches}");
+        }
     }
 }

@@ -7,13 +7,17 @@
 //!   roles combine); pure, no I/O.
 //! - [`secrets`]: argon2id hashing, refresh tokens, encrypted signing-key seeds.
 //! - [`tokens`]: signing with the current key, publishing verification keys.
-//! - [`store`]: all SQL, with the audit entries and outbox events of each change.
-//! - [`grpc`]: `crm.identity.v1.AuthService` and `IdentityAdminService`, proto ↔ domain.
+//! - [`store`]: all SQL, one module per aggregate, with the audit entries and outbox
+//!   events of each change; answers row structs, never proto types.
+//! - [`convert`]: rows ↔ `crm.identity.v1` messages, data scopes ↔ their wire enum.
+//! - [`grpc`]: `crm.identity.v1.AuthService` and `IdentityAdminService`, one file
+//!   each: parse and check, call the store, map through [`convert`].
 //! - [`access`]: the permission each RPC needs.
 //! - [`settings`]: configuration, including the first administrator.
 //! - [`error`]: the crate's error enum and its gRPC mapping.
 
 pub mod access;
+pub mod convert;
 pub mod domain;
 pub mod error;
 pub mod grpc;
@@ -68,7 +72,7 @@ async fn bootstrap(
     }
     let admin = store::NewPrincipal {
         subject: uuid::Uuid::new_v4().to_string(),
-        kind: "user",
+        kind: crm_platform::auth::PrincipalKind::User,
         login: s.bootstrap.admin_login.clone(),
         display_name: "Administrator".into(),
         org_id: s.bootstrap.root_org_id.clone(),

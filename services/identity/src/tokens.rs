@@ -4,13 +4,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
-use crm_platform::auth::{Claims, KeySource, PrincipalKind, SigningKey, VerificationKey};
+use crm_platform::auth::{Claims, KeySource, SigningKey, VerificationKey};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
 use crate::secrets::SeedCipher;
-use crate::store::{self, PrincipalClaims, StoredKey};
+use crate::store::{self, PrincipalClaims, PublishedKey, StoredKey};
 
 /// Issues access tokens.
 #[derive(Debug, Clone)]
@@ -90,7 +90,7 @@ impl TokenIssuer {
             iat: now.unix_timestamp(),
             exp: exp.unix_timestamp(),
             jti: jti.into(),
-            kind: if p.kind == "service" { PrincipalKind::Service } else { PrincipalKind::User },
+            kind: p.kind,
             name: p.login.clone(),
             org: p.org_id.clone(),
             org_path: p.org_path.clone(),
@@ -118,7 +118,7 @@ impl StoreKeys {
     }
 
     /// The published keys.
-    pub async fn published(&self) -> Result<Vec<StoredKey>> {
+    pub async fn published(&self) -> Result<Vec<PublishedKey>> {
         store::verification_keys(&self.pool, self.horizon).await
     }
 }

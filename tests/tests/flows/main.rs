@@ -210,5 +210,5 @@ async fn identity_tokens_scopes_org_moves_and_revocations_govern_customer_profil
         .into_inner()
         .entries;
     assert!(trail.iter().any(|e| e.action == "customer.view_360" && e.actor_name == "steward.zhao"), "{trail:?}");
-    platform.stop();
+    platform.stop().await;
 }

@@ -34,5 +34,5 @@ async fn a_python_client_generated_from_the_contracts_logs_in_imports_in_paralle
         "the Python packages are missing: pip install -r tests/python/requirements.txt"
     );
     assert!(output.status.success(), "the Python client tests failed (output above)");
-    platform.stop();
+    platform.stop().await;
 }

@@ -193,5 +193,5 @@ async fn an_admin_call_its_statements_its_event_the_relay_and_the_consumer_form_
         "customer-profile's statements are below its process span: {:#?}",
         names(&trace)
     );
-    platform.stop();
+    platform.stop().await;
 }

@@ -12,6 +12,7 @@
 //! - [`layer`]: the tower layer, the policy table type, the caller of the current call.
 //! - [`revocation`]: `PrincipalRevoked` events into the database and into verifiers.
 //! - [`identity_keys`]: keys fetched from identity over gRPC.
+//! - [`stored`]: principal kinds and data scopes as `TEXT` columns, by their token names.
 //!
 //! The caller travels on: [`current_caller`] is set while a call is handled, the kit's
 //! gRPC clients forward its token, and the outbox records its subject as the actor.
@@ -19,11 +20,13 @@
 pub mod identity_keys;
 pub mod layer;
 pub mod revocation;
+pub mod stored;
 pub mod token;
 pub mod verifier;
 
 pub use identity_keys::IdentityKeys;
 pub use layer::{AuthLayer, Policy, Requirement, caller, current_caller};
+pub use stored::UnknownName;
 pub use token::{Claims, DataScope, PrincipalKind, SigningKey, TokenError, VerificationKey, sign};
 pub use verifier::{Caller, KeySource, StaticKeys, Verifier, VerifierSettings};
 

@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
+mod audit;
 mod broker_restart;
 mod consumer;
 mod health;

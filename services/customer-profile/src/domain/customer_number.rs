@@ -47,6 +47,36 @@ pub fn is_valid_customer_number(s: &str) -> bool {
         && luhn_check_digit(&s[..11]).is_some_and(|c| Some(c) == s[11..].chars().next().and_then(|d| d.to_digit(10)))
 }
 
+/// A well-formed customer number with a correct check digit, parsed once where it
+/// comes in (a request) and trusted from then on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CustomerNumber(String);
+
+impl CustomerNumber {
+    /// The number in `s` (surrounding whitespace ignored), if it is one.
+    pub fn parse(s: &str) -> Option<CustomerNumber> {
+        let s = s.trim();
+        is_valid_customer_number(s).then(|| CustomerNumber(s.to_string()))
+    }
+
+    /// The 12 digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for CustomerNumber {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CustomerNumber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +112,14 @@ mod tests {
     fn malformed_numbers_are_refused() {
         for bad in ["", "80000000001", "8000000000111", "80000000001X", "700000000011", "800000000012"] {
             assert!(!is_valid_customer_number(bad), "{bad}");
+            assert_eq!(CustomerNumber::parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_parsed_number_is_the_trimmed_digits() {
+        let n = CustomerNumber::parse(" 800000000011\t").expect("valid");
+        assert_eq!(n.as_str(), "800000000011");
+        assert_eq!(n.to_string(), "800000000011");
     }
 }

@@ -103,10 +103,11 @@ fn money(v: &mut FieldViolations, field: &str, m: Option<&common::Money>, requir
             v.add(field, "is required");
         }
         None => {}
-        Some(m) if m.currency_code.len() != 3 || !m.currency_code.chars().all(|c| c.is_ascii_uppercase()) => {
-            v.add(format!("{field}.currency_code"), "must be an ISO 4217 code such as CNY");
+        Some(m) => {
+            if let Err(e) = crm_platform::convert::Money::try_from(m) {
+                v.add(format!("{field}.currency_code"), e.to_string());
+            }
         }
-        Some(_) => {}
     }
 }
 

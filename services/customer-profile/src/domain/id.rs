@@ -26,31 +26,20 @@ pub enum IdType {
     Other,
 }
 
-const CODES: [(IdType, &str); 10] = [
-    (IdType::ResidentId, "RESIDENT_ID"),
-    (IdType::Passport, "PASSPORT"),
-    (IdType::HkMacaoPermit, "HK_MACAO_PERMIT"),
-    (IdType::TaiwanPermit, "TAIWAN_PERMIT"),
-    (IdType::ForeignPermanentResidentId, "FOREIGN_PERMANENT_RESIDENT_ID"),
-    (IdType::MilitaryId, "MILITARY_ID"),
-    (IdType::UnifiedSocialCreditCode, "UNIFIED_SOCIAL_CREDIT_CODE"),
-    (IdType::OrganizationCode, "ORGANIZATION_CODE"),
-    (IdType::BusinessLicense, "BUSINESS_LICENSE"),
-    (IdType::Other, "OTHER"),
-];
+stored_codes!(IdType {
+    ResidentId => "RESIDENT_ID",
+    Passport => "PASSPORT",
+    HkMacaoPermit => "HK_MACAO_PERMIT",
+    TaiwanPermit => "TAIWAN_PERMIT",
+    ForeignPermanentResidentId => "FOREIGN_PERMANENT_RESIDENT_ID",
+    MilitaryId => "MILITARY_ID",
+    UnifiedSocialCreditCode => "UNIFIED_SOCIAL_CREDIT_CODE",
+    OrganizationCode => "ORGANIZATION_CODE",
+    BusinessLicense => "BUSINESS_LICENSE",
+    Other => "OTHER",
+});
 
 impl IdType {
-    /// Stable code, as stored and exchanged in files.
-    pub fn code(self) -> &'static str {
-        CODES.iter().find(|(t, _)| *t == self).map(|(_, c)| *c).unwrap_or("OTHER")
-    }
-
-    /// Parses a code (case-insensitive, trimmed).
-    pub fn from_code(code: &str) -> Option<IdType> {
-        let code = code.trim();
-        CODES.iter().find(|(_, c)| c.eq_ignore_ascii_case(code)).map(|(t, _)| *t)
-    }
-
     /// Whether customers with this ID type may be merged; the bank never merges "other".
     pub fn is_mergeable(self) -> bool {
         self != IdType::Other
@@ -370,7 +359,8 @@ mod tests {
 
     #[test]
     fn codes_round_trip() {
-        for (t, code) in CODES {
+        assert_eq!(IdType::CODES.len(), 10);
+        for &(t, code) in IdType::CODES {
             assert_eq!(t.code(), code);
             assert_eq!(IdType::from_code(&code.to_lowercase()), Some(t));
         }

@@ -14,7 +14,39 @@
 //! - [`survivorship`]: trust table and golden value choice.
 //! - [`customer_number`]: the bank customer number and its check digit.
 //! - [`mask`]: masking of ID and phone numbers.
+//! - [`codes`]: the kinds and statuses stored as text (relationship kinds, assignment
+//!   actions, history change kinds, party and suspect pair statuses).
+//!
+//! Every kind and status is an enum with one mapping to its stored code (`code` and
+//! `from_code`, written by `stored_codes!`); the mapping to proto enum numbers lives
+//! once in `crate::convert`.
 
+/// Gives an enum its stored codes: `CODES` (every value with its code), `code()` and
+/// `from_code()` (case-insensitive, trimmed). The one mapping between a kind or status
+/// and the text the database and the batch file hold.
+macro_rules! stored_codes {
+    ($ty:ident { $($variant:ident => $code:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value with its stored code.
+            pub const CODES: &'static [($ty, &'static str)] = &[$(($ty::$variant, $code)),+];
+
+            /// The stored code.
+            pub fn code(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $code),+
+                }
+            }
+
+            /// The value of a stored code (case-insensitive, trimmed).
+            pub fn from_code(code: &str) -> Option<$ty> {
+                let code = code.trim();
+                Self::CODES.iter().find(|(_, c)| c.eq_ignore_ascii_case(code)).map(|(v, _)| *v)
+            }
+        }
+    };
+}
+
+pub mod codes;
 pub mod customer_number;
 pub mod details;
 pub mod id;
@@ -24,7 +56,8 @@ pub mod name;
 pub mod record;
 pub mod survivorship;
 
-pub use customer_number::{customer_number, is_valid_customer_number};
+pub use codes::{AssignmentAction, ChangeKind, PartyStatus, RelationshipKind, SuspectStatus};
+pub use customer_number::{CustomerNumber, customer_number, is_valid_customer_number};
 pub use id::{Date, Gender, IdType, match_key, normalize_id_number};
 pub use identify::{IdentityKey, Relation, relate};
 pub use mask::{mask_id_number, mask_phone};

@@ -14,6 +14,8 @@ pub enum PartyKind {
     Corporate,
 }
 
+stored_codes!(PartyKind { Personal => "PERSONAL", Corporate => "CORPORATE" });
+
 /// A customer record as a source system holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceRecord {

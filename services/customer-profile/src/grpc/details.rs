@@ -1,14 +1,131 @@
-//! Maintained details: PII sealed before storing, revealed (masked unless permitted)
-//! when read.
+//! Maintained details (contacts, addresses, family, assets, events, key persons, the
+//! corporate profile) and extended attributes, put and removed by bank staff. A
+//! detail's PII is sealed before storing and revealed (masked unless permitted) when
+//! read; the 360° view reads details through [`decode`] and [`reveal`].
 
+use crm_platform::FieldViolations;
 use crm_proto::crm::customer::v1 as pb;
 use pb::party_detail::Detail;
 use prost::Message;
 use time::OffsetDateTime;
+use tonic::{Request, Response, Status};
 
-use crate::domain::{mask_id_number, mask_phone, normalize_id_number};
+use super::{CustomerApi, viewer};
+use crate::convert::{self, today};
+use crate::domain::{self, PartyKind, mask_id_number, mask_phone, normalize_id_number};
 use crate::error::Error;
 use crate::pii::PiiCipher;
+use crate::store;
+
+pub(super) async fn put_party_detail(
+    api: &CustomerApi,
+    request: Request<pb::PutPartyDetailRequest>,
+) -> Result<Response<pb::PutPartyDetailResponse>, Status> {
+    let viewer = viewer(&request)?;
+    let r = request.into_inner();
+    let mut v = FieldViolations::new();
+    let number = convert::customer_number(&mut v, "customer_number", &r.customer_number);
+    let Some(detail) = r.detail else {
+        v.add("detail", "is required");
+        return Err(Error::Invalid(v).into());
+    };
+    v.extend(domain::details::validate(&detail, today()));
+    let (Some(number), true) = (number, v.is_empty()) else {
+        return Err(Error::Invalid(v).into());
+    };
+    let customer = api.visible_survivor(&viewer, number.as_str()).await?;
+    let kind_code = fitting_kind(&detail, convert::party_kind_of(&customer.party_kind))?;
+    let sealed = seal(&api.pii, detail);
+    let changed = store::put_detail(
+        &api.pool,
+        &customer.customer_number,
+        &sealed.detail_id,
+        kind_code,
+        &sealed.encode_to_vec(),
+        viewer.actor(),
+    )
+    .await?;
+    if changed {
+        api.audit(&[viewer.audit(
+            "customer.put_detail",
+            Some(&customer.customer_number),
+            serde_json::json!({"detail_id": sealed.detail_id, "kind": kind_code}),
+        )])
+        .await?;
+    }
+    Ok(Response::new(pb::PutPartyDetailResponse {
+        customer_number: customer.customer_number,
+        detail: Some(reveal(&api.pii, sealed, viewer.full_pii)),
+        changed,
+    }))
+}
+
+/// The stored code of a validated detail's kind, refused when the kind does not fit
+/// the customer (family details of a company, a key person or profile of a person).
+fn fitting_kind(detail: &pb::PartyDetail, party_kind: PartyKind) -> Result<&'static str, Error> {
+    let Some(kind) = detail.detail.as_ref() else {
+        return Err(Error::Corrupt("validated detail without kind".into()));
+    };
+    let kind_code = domain::details::kind_code(kind);
+    if !domain::details::fits_party_kind(kind, party_kind) {
+        let mut v = FieldViolations::new();
+        v.add("detail", format!("a {kind_code} detail does not fit a {} customer", party_kind.code()));
+        return Err(Error::Invalid(v));
+    }
+    Ok(kind_code)
+}
+
+pub(super) async fn remove_party_detail(
+    api: &CustomerApi,
+    request: Request<pb::RemovePartyDetailRequest>,
+) -> Result<Response<pb::RemovePartyDetailResponse>, Status> {
+    let viewer = viewer(&request)?;
+    let r = request.into_inner();
+    let mut v = FieldViolations::new();
+    let number = convert::customer_number(&mut v, "customer_number", &r.customer_number);
+    if r.detail_id.trim().is_empty() {
+        v.add("detail_id", "is required");
+    }
+    let (Some(number), true) = (number, v.is_empty()) else {
+        return Err(Error::Invalid(v).into());
+    };
+    let customer = api.visible_survivor(&viewer, number.as_str()).await?;
+    let removed =
+        store::remove_detail(&api.pool, &customer.customer_number, r.detail_id.trim(), viewer.actor()).await?;
+    if removed {
+        api.audit(&[viewer.audit(
+            "customer.remove_detail",
+            Some(&customer.customer_number),
+            serde_json::json!({"detail_id": r.detail_id.trim()}),
+        )])
+        .await?;
+    }
+    Ok(Response::new(pb::RemovePartyDetailResponse { removed }))
+}
+
+pub(super) async fn set_extended_attributes(
+    api: &CustomerApi,
+    request: Request<pb::SetExtendedAttributesRequest>,
+) -> Result<Response<pb::SetExtendedAttributesResponse>, Status> {
+    let viewer = viewer(&request)?;
+    let r = request.into_inner();
+    let mut v = domain::details::validate_extended(&r.set, &r.remove);
+    let number = convert::customer_number(&mut v, "customer_number", &r.customer_number);
+    let (Some(number), true) = (number, v.is_empty()) else {
+        return Err(Error::Invalid(v).into());
+    };
+    let customer = api.visible_survivor(&viewer, number.as_str()).await?;
+    let attributes =
+        store::set_extended(&api.pool, &customer.customer_number, &r.set, &r.remove, viewer.actor()).await?;
+    let keys: Vec<&String> = r.set.keys().chain(r.remove.iter()).collect();
+    api.audit(&[viewer.audit(
+        "customer.set_extended_attributes",
+        Some(&customer.customer_number),
+        serde_json::json!({"keys": keys}),
+    )])
+    .await?;
+    Ok(Response::new(pb::SetExtendedAttributesResponse { attributes: attributes.into_iter().collect() }))
+}
 
 const PHONE: &str = "detail.phone";
 const ID_NUMBER: &str = "detail.id_number";

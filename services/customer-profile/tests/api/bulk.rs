@@ -85,8 +85,7 @@ fn workload() -> Vec<pb::SourceRecord> {
 }
 
 fn validated(load: &[pb::SourceRecord]) -> Vec<ValidatedRecord> {
-    let today = customer_profile::grpc::today();
-    load.iter().filter_map(|r| customer_profile::grpc::validate_record(Some(r.clone()), today).ok()).collect()
+    load.iter().filter_map(|r| ValidatedRecord::try_from(r.clone()).ok()).collect()
 }
 
 /// `n` generated records (seed `seed`) that pass validation, encrypted and indexed.

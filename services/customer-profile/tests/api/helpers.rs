@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use crm_platform::auth::DataScope;
 use crm_platform::grpc::client::BearerToken;
-use crm_platform::testing::TestEnv;
+use crm_platform::testing::{RunningService, TestEnv};
 use crm_proto::crm::customer::v1 as pb;
 use customer_profile::{Application, Settings};
 use opentelemetry_sdk::trace::InMemorySpanExporter;
@@ -51,8 +51,7 @@ pub struct TestApp {
     channel: Channel,
     pub pool: sqlx::PgPool,
     pub events: Events,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<Result<(), crm_platform::PlatformError>>>,
+    running: RunningService,
 }
 
 /// Starts customer-profile on a free port with a fresh database and exchange.
@@ -71,25 +70,11 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let app = Application::build_with_keys(settings, Some(tokens.key_source())).await.expect("build");
     let pool = app.pool();
     let port = app.port();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let channel =
-        Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("uri").connect().await.expect("connect");
+    let running = RunningService::start(port, |stop| app.run_until_stopped(stop)).await;
+    let channel = running.channel.clone();
     let events = Events::bind(&env).await;
     let operator = tokens.token("operator-1", OPERATOR_PERMISSIONS, DataScope::All, "/HO/");
-    TestApp {
-        env,
-        port,
-        client: client_with(&channel, &operator),
-        tokens,
-        channel,
-        pool,
-        events,
-        stop: Some(stop),
-        handle: Some(handle),
-    }
+    TestApp { env, port, client: client_with(&channel, &operator), tokens, channel, pool, events, running }
 }
 
 fn client_with(channel: &Channel, token: &str) -> Client {
@@ -114,27 +99,13 @@ impl TestApp {
 
     /// Sends the stop signal and waits for a clean exit.
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            handle.await.expect("join").expect("clean exit");
-        }
+        self.running.stop().await
     }
 
     /// A future that sends the stop signal and waits for the exit, for tests that stop
     /// the app while a call is in flight.
     pub fn stop_handle(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let stop = self.stop.take();
-        let handle = self.handle.take();
-        async move {
-            if let Some(stop) = stop {
-                let _ = stop.send(());
-            }
-            if let Some(handle) = handle {
-                handle.await.expect("join").expect("clean exit");
-            }
-        }
+        self.running.stop_handle()
     }
 
     pub async fn upsert(&mut self, record: pb::SourceRecord) -> Result<pb::UpsertSourceRecordResponse, tonic::Status> {
@@ -202,8 +173,8 @@ pub fn person(system: &str, id: &str, id_number: &str, name: &str) -> pb::Source
     }
 }
 
-/// The tests' PII master key.
-pub const PII_KEY: &str = "8f2c0b5e3a7d41c69e0f1b2a3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f";
+/// The tests' PII master key (the kit's shared test key).
+pub use crm_platform::testing::secrets::KEY_HEX as PII_KEY;
 
 /// A well-known valid 18-digit resident ID and its 15-digit form.
 pub const ID18: &str = "11010519491231002X";

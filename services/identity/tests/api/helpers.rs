@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use crm_platform::grpc::client::BearerToken;
-use crm_platform::testing::TestEnv;
+use crm_platform::testing::{RunningService, TestEnv};
 use crm_proto::crm::identity::v1 as pb;
 use identity::{Application, Settings};
 use pb::auth_service_client::AuthServiceClient;
@@ -9,8 +9,7 @@ use pb::identity_admin_service_client::IdentityAdminServiceClient;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
-pub const ADMIN_PASSWORD: &str = "Bootstrap-Root-2026!";
-pub const KEK: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+pub use crm_platform::testing::secrets::{ADMIN_PASSWORD, KEY_HEX as KEK};
 pub const PASSWORD: &str = "Teller-Window-42";
 
 pub type Admin = IdentityAdminServiceClient<InterceptedService<Channel, BearerToken>>;
@@ -21,8 +20,7 @@ pub struct TestApp {
     pub pool: sqlx::PgPool,
     pub auth: AuthServiceClient<Channel>,
     channel: Channel,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    handle: Option<tokio::task::JoinHandle<Result<(), crm_platform::PlatformError>>>,
+    running: RunningService,
 }
 
 /// Starts identity on a free port with a fresh database, cheap password hashing and a
@@ -45,31 +43,14 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let settings = Settings::load_from(env.vars(&vars)).expect("settings");
     let app = Application::build(settings).await.expect("build");
     let (pool, port) = (app.pool(), app.port());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    let channel =
-        Channel::from_shared(format!("http://127.0.0.1:{port}")).expect("uri").connect().await.expect("connect");
-    TestApp {
-        env,
-        port,
-        pool,
-        auth: AuthServiceClient::new(channel.clone()),
-        channel,
-        stop: Some(stop),
-        handle: Some(handle),
-    }
+    let running = RunningService::start(port, |stop| app.run_until_stopped(stop)).await;
+    let channel = running.channel.clone();
+    TestApp { env, port, pool, auth: AuthServiceClient::new(channel.clone()), channel, running }
 }
 
 impl TestApp {
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(handle) = self.handle.take() {
-            handle.await.expect("join").expect("clean exit");
-        }
+        self.running.stop().await
     }
 
     pub async fn login(&mut self, login: &str, password: &str) -> Result<pb::TokenPair, tonic::Status> {
