@@ -424,6 +424,63 @@ mod tests {
         }
     }
 
+    /// Copies `relative` (a file or a folder) of the repository into `to`.
+    fn copy(relative: &str, to: &Path) {
+        let from = crate::workspace_root().join(relative);
+        let target = to.join(relative);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let status = Command::new("cp").arg("-r").arg(&from).arg(&target).status().unwrap();
+        assert!(status.success(), "cp {}", from.display());
+    }
+
+    #[test]
+    fn a_service_is_written_and_registered_in_a_copy_of_the_repository() {
+        let root = std::env::temp_dir().join(format!("crm-new-service-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        for part in [
+            "xtask/template",
+            "xtask/src/main.rs",
+            "helm/crm-platform/values.yaml",
+            "docker-compose.yml",
+            "k8s/dependencies.yaml",
+            "Cargo.lock",
+            "rustfmt.toml",
+            "proto",
+            "services/identity/Cargo.toml",
+        ] {
+            copy(part, &root);
+        }
+
+        generate(&root, "loan-review").unwrap();
+        let text = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+        for path in [
+            "services/loan-review/Cargo.toml",
+            "services/loan-review/src/lib.rs",
+            "services/loan-review/src/settings.rs",
+            "services/loan-review/tests/api/helpers.rs",
+            "services/loan-review/migrations/0001_loan_review.sql",
+            "proto/crm/loan_review/v1/loan_review.proto",
+        ] {
+            assert!(!text(path).contains("{{"), "{path} has a placeholder left");
+        }
+        assert!(text("services/loan-review/Cargo.toml").contains("name = \"loan-review\""));
+        assert!(text("services/loan-review/src/lib.rs").contains("LoanReviewServiceServer"));
+        assert!(text("proto/crm/loan_review/v1/loan_review.proto").contains("package crm.loan_review.v1;"));
+        let values = text("helm/crm-platform/values.yaml");
+        assert!(values.contains("\n  loan-review:\n"), "values entry");
+        assert!(values.ends_with("    callees: [identity]\n"), "the entry is the last of `services:`");
+        assert!(text("docker-compose.yml").contains(
+            "      CRM_LOAN_REVIEW__DATABASE__URL: postgres://postgres:postgres@postgres:5432/crm_loan_review\n"
+        ));
+        assert!(text("docker-compose.yml").contains("    ports: [\"50057:50051\"]\n"));
+        assert!(text("xtask/src/main.rs").contains("    (\"loan-review\", 50057),\n];"));
+        assert!(text("k8s/dependencies.yaml").contains("    CREATE DATABASE crm_loan_review;\n"));
+
+        let again = generate(&root, "loan-review").unwrap_err();
+        assert!(again.contains("services/loan-review exists already"), "{again}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
     #[test]
     fn an_existing_service_is_refused_and_nothing_is_written() {
         let root = crate::workspace_root();
