@@ -9,7 +9,9 @@ use crm_proto::crm::identity::v1 as pb;
 use time::OffsetDateTime;
 
 use crate::domain;
-use crate::store::{AuditEntry, Org, Principal, PublishedKey, Role};
+use crm_platform::audit::StoredEntry;
+
+use crate::store::{Org, Principal, PublishedKey, Role};
 
 /// The wire value of a scope.
 pub fn scope_to_pb(scope: DataScope) -> pb::DataScope {
@@ -114,17 +116,19 @@ impl From<Principal> for pb::User {
     }
 }
 
-impl From<AuditEntry> for pb::AuditEvent {
-    fn from(e: AuditEntry) -> Self {
-        pb::AuditEvent {
-            audit_id: e.audit_id,
-            occurred_at: Some(timestamp(e.occurred_at)),
-            actor: e.actor,
-            action: e.action,
-            target: e.target.unwrap_or_default(),
-            source_address: e.source_address.unwrap_or_default(),
-            details: e.details.to_string(),
-        }
+/// An entry of the kit's audit trail as identity's wire type.
+pub fn audit_event(stored: StoredEntry) -> pb::AuditEvent {
+    let e = stored.entry;
+    pb::AuditEvent {
+        audit_id: stored.audit_id,
+        occurred_at: Some(timestamp(stored.occurred_at)),
+        actor: e.actor,
+        action: e.action,
+        target: e.subject.unwrap_or_default(),
+        source_address: e.source_address.unwrap_or_default(),
+        details: e.details.to_string(),
+        actor_name: e.actor_name,
+        trace_id: e.trace_id.unwrap_or_default(),
     }
 }
 

@@ -50,12 +50,12 @@ impl TokenIssuer {
     }
 
     /// Makes a fresh key current.
-    pub async fn rotate(&self, actor: Option<&store::Actor>) -> Result<String> {
+    pub async fn rotate(&self, actor: Option<&store::CallContext>) -> Result<String> {
         self.new_key(actor, false).await
     }
 
     /// A fresh key, current unless `first_only` and a current key exists.
-    async fn new_key(&self, actor: Option<&store::Actor>, first_only: bool) -> Result<String> {
+    async fn new_key(&self, actor: Option<&store::CallContext>, first_only: bool) -> Result<String> {
         let now = OffsetDateTime::now_utc();
         let kid = format!("k-{}-{}", now.unix_timestamp(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let key = SigningKey::generate(kid.clone());

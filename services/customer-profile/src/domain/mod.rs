@@ -11,7 +11,10 @@
 //! - [`name`]: names in matching form.
 //! - [`record`]: source records, validation, data-quality flags.
 //! - [`identify`]: identity keys and the merge / suspect / unrelated decision.
+//! - [`placement`]: which party a new or changed source record belongs to.
 //! - [`survivorship`]: trust table and golden value choice.
+//! - [`golden`]: a party's golden record over all its records, and what changed.
+//! - [`assign`]: how an assignment change applies.
 //! - [`customer_number`]: the bank customer number and its check digit.
 //! - [`mask`]: masking of ID and phone numbers.
 //! - [`codes`]: the kinds and statuses stored as text (relationship kinds, assignment
@@ -46,18 +49,23 @@ macro_rules! stored_codes {
     };
 }
 
+pub mod assign;
 pub mod codes;
 pub mod customer_number;
 pub mod details;
+pub mod golden;
 pub mod id;
 pub mod identify;
 pub mod mask;
 pub mod name;
+pub mod placement;
 pub mod record;
 pub mod survivorship;
 
+pub use assign::{Assigned, AssignmentChange, apply_change};
 pub use codes::{AssignmentAction, ChangeKind, PartyStatus, RelationshipKind, SuspectStatus};
 pub use customer_number::{CustomerNumber, customer_number, is_valid_customer_number};
+pub use golden::{Survived, changed_attributes, history_changes, survive};
 pub use id::{Date, Gender, IdType, match_key, normalize_id_number};
 pub use identify::{IdentityKey, Relation, relate};
 pub use mask::{mask_id_number, mask_phone};

@@ -60,7 +60,7 @@ pub async fn put_detail(
     .await?;
     let before = current.map(|(k, _)| json!({"detail_id": detail_id, "kind": k}));
     let after = json!({"detail_id": detail_id, "kind": kind});
-    history(&mut tx, party, "DETAIL_PUT", None, before.as_ref(), Some(&after), actor).await?;
+    history::append(&mut tx, party, "DETAIL_PUT", None, before.as_ref(), Some(&after), actor).await?;
     announce(&mut tx, number, format!("detail:{detail_id}"), actor).await?;
     tx.commit().await?;
     Ok(true)
@@ -78,7 +78,7 @@ pub async fn remove_detail(pool: &PgPool, number: &str, detail_id: &str, actor: 
             .await?;
     let Some((kind,)) = removed else { return Ok(false) };
     let before = json!({"detail_id": detail_id, "kind": kind});
-    history(&mut tx, party, "DETAIL_REMOVED", None, Some(&before), None, actor).await?;
+    history::append(&mut tx, party, "DETAIL_REMOVED", None, Some(&before), None, actor).await?;
     announce(&mut tx, number, format!("detail:{detail_id}"), actor).await?;
     tx.commit().await?;
     Ok(true)
@@ -114,7 +114,8 @@ pub async fn set_extended(
     if after != before {
         let changed: Vec<&String> =
             before.keys().chain(after.keys()).filter(|k| before.get(*k) != after.get(*k)).collect();
-        history(&mut tx, party, "EXTENDED_UPDATED", None, Some(&json!(before)), Some(&json!(after)), actor).await?;
+        history::append(&mut tx, party, "EXTENDED_UPDATED", None, Some(&json!(before)), Some(&json!(after)), actor)
+            .await?;
         let what = format!("extended:{}", changed.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(","));
         announce(&mut tx, number, what, actor).await?;
     }

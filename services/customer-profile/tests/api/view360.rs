@@ -160,3 +160,56 @@ async fn history_is_queryable_and_relationships_follow_a_merge() {
     assert_eq!(same.code(), Code::FailedPrecondition, "b is now the same customer as a");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_absorbed_number_answers_with_its_survivor_in_every_read_and_change() {
+    let mut app = spawn_app().await;
+    let a = app.upsert(person("CORE", "C-1", ID18, "张伟")).await.unwrap();
+    let b = app.upsert(person("CARDS", "K-1", ID18, "张玮")).await.unwrap();
+    let mut fixed = person("CARDS", "K-1", ID18, "张伟");
+    fixed.source_version = 2;
+    app.upsert(fixed).await.unwrap(); // b is absorbed into a
+
+    let view = app
+        .client
+        .get_customer360(pb::GetCustomer360Request { customer_number: b.customer_number.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(view.customer.unwrap().customer_number, a.customer_number, "the 360 view");
+
+    let by_source = app
+        .client
+        .get_customer(pb::GetCustomerRequest {
+            lookup: Some(pb::get_customer_request::Lookup::SourceKey(pb::SourceKey {
+                source_system: "CARDS".into(),
+                source_customer_id: "K-1".into(),
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(by_source.customer.unwrap().customer_number, a.customer_number, "a source record's customer");
+
+    let assigned = app
+        .client
+        .assign_customers(pb::AssignCustomersRequest {
+            customer_numbers: vec![b.customer_number.clone()],
+            home_org_id: "BR-SH-01".into(),
+            primary_rm_id: "rm-7".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .assignments;
+    assert_eq!(assigned[0].customer_number, a.customer_number, "an assignment");
+
+    let unknown = app
+        .client
+        .get_customer360(pb::GetCustomer360Request { customer_number: "800000000000".into() })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    app.stop().await;
+}

@@ -262,12 +262,30 @@ impl pb::identity_admin_service_server::IdentityAdminService for IdentityApi {
         let r = request.into_inner();
         let mut v = FieldViolations::new();
         let page = Page::parse("audit", r.page_size, &r.page_token, &mut v);
+        let filter = audit_filter(&r, &mut v);
         v.into_result().map_err(Error::Invalid)?;
-        let entries =
-            store::list_audit(&self.pool, non_empty(&r.actor), non_empty(&r.action), page.position(), page.size)
-                .await?;
+        let entries = store::list_audit(&self.pool, &filter, &page).await?;
         let next = page.next_token(&entries, |e| e.audit_id);
-        let events = entries.into_iter().map(Into::into).collect();
+        let events = entries.into_iter().map(crate::convert::audit_event).collect();
         Ok(Response::new(pb::ListAuditEventsResponse { events, next_page_token: next }))
+    }
+}
+
+/// The trail's filters of a request; a malformed instant is a violation.
+fn audit_filter(r: &pb::ListAuditEventsRequest, v: &mut FieldViolations) -> crm_platform::audit::Filter {
+    let instant = |field: &str, t: &Option<prost_types::Timestamp>, v: &mut FieldViolations| {
+        let t = t.as_ref()?;
+        let time = crm_platform::convert::time_of(t);
+        if time.is_none() {
+            v.add(field, "is not a valid instant");
+        }
+        time
+    };
+    crm_platform::audit::Filter {
+        actor: non_empty(&r.actor).map(str::to_string),
+        subject: non_empty(&r.target).map(str::to_string),
+        action: non_empty(&r.action).map(str::to_string),
+        from: instant("occurred_from", &r.occurred_from, v),
+        until: instant("occurred_before", &r.occurred_before, v),
     }
 }

@@ -13,13 +13,13 @@ use super::{IdentityApi, MAX_LOGIN_CHARS, actor, required};
 use crate::domain::{self, LoginRefusal};
 use crate::error::Error;
 use crate::secrets;
-use crate::store::{self, Actor, Refreshed};
+use crate::store::{self, CallContext, Refreshed};
 
 impl IdentityApi {
     /// Checks a login's secret and answers its subject, or records the failure.
     async fn authenticate(
         &self,
-        actor: &Actor,
+        actor: &CallContext,
         login: &str,
         secret: String,
         kind: PrincipalKind,
@@ -32,7 +32,7 @@ impl IdentityApi {
         let actor = if usable {
             actor
         } else {
-            unusable_actor = Actor { subject: "(unusable login)".into(), ..actor.clone() };
+            unusable_actor = actor.acting_as("(unusable login)");
             &unusable_actor
         };
         let matches = self.verify_secret(secret, credentials.as_ref().map(|c| c.secret_hash.clone())).await?;
@@ -54,12 +54,12 @@ impl IdentityApi {
         }
     }
 
-    async fn issue_pair(&self, actor: &Actor, subject: &str, with_refresh: bool) -> Result<pb::TokenPair, Error> {
+    async fn issue_pair(&self, actor: &CallContext, subject: &str, with_refresh: bool) -> Result<pb::TokenPair, Error> {
         let jti = uuid::Uuid::new_v4().to_string();
         let refresh = with_refresh.then(secrets::random_token);
         let refresh_expires = OffsetDateTime::now_utc() + self.refresh_ttl;
         let hash = refresh.as_deref().map(secrets::token_hash);
-        let actor = Actor { subject: subject.into(), ..actor.clone() };
+        let actor = actor.acting_as(subject);
         let claims =
             store::login_succeeded(&self.pool, &actor, subject, hash.as_deref().map(|h| (h, refresh_expires)), &jti)
                 .await?;
@@ -82,7 +82,7 @@ impl pb::auth_service_server::AuthService for IdentityApi {
         required(&mut v, "login", &r.login);
         required(&mut v, "password", &r.password);
         v.into_result().map_err(Error::Invalid)?;
-        let attempt = Actor { subject: r.login.trim().to_string(), ..actor };
+        let attempt = actor.acting_as(r.login.trim().to_string());
         let subject = self.authenticate(&attempt, r.login.trim(), r.password, PrincipalKind::User).await?;
         let tokens = self.issue_pair(&attempt, &subject, true).await?;
         Ok(Response::new(pb::LoginResponse { tokens: Some(tokens) }))
@@ -98,7 +98,7 @@ impl pb::auth_service_server::AuthService for IdentityApi {
         required(&mut v, "client_id", &r.client_id);
         required(&mut v, "client_secret", &r.client_secret);
         v.into_result().map_err(Error::Invalid)?;
-        let attempt = Actor { subject: r.client_id.trim().to_string(), ..actor };
+        let attempt = actor.acting_as(r.client_id.trim().to_string());
         let subject = self.authenticate(&attempt, r.client_id.trim(), r.client_secret, PrincipalKind::Service).await?;
         let tokens = self.issue_pair(&attempt, &subject, false).await?;
         Ok(Response::new(pb::AuthenticateClientResponse { tokens: Some(tokens) }))

@@ -18,7 +18,7 @@ use tonic::Request;
 use crate::error::Error;
 use crate::secrets::PasswordHashing;
 use crate::settings::IdentitySettings;
-use crate::store::{self, Actor};
+use crate::store::{self, CallContext};
 use crate::tokens::{StoreKeys, TokenIssuer};
 
 /// Both gRPC services share this state.
@@ -71,11 +71,8 @@ impl IdentityApi {
     }
 }
 
-fn actor<T>(request: &Request<T>) -> Actor {
-    Actor {
-        subject: crm_platform::auth::current_caller().map(|c| c.subject().to_string()).unwrap_or_default(),
-        source_address: request.remote_addr().map(|a| a.to_string()),
-    }
+fn actor<T>(request: &Request<T>) -> CallContext {
+    CallContext::of(request)
 }
 
 /// The longest login (user login or client id) there can be.

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{Actor, audit, refresh_tokens};
+use super::{CallContext, audit, refresh_tokens};
 use crate::domain::{self, LoginRefusal};
 use crate::error::{Error, Result};
 
@@ -52,7 +52,7 @@ pub struct Lockout {
 /// `threshold`-th in a row locks the principal.
 pub async fn login_failed(
     pool: &PgPool,
-    actor: &Actor,
+    actor: &CallContext,
     subject: Option<&str>,
     lockout: Option<Lockout>,
     reason: LoginRefusal,
@@ -158,7 +158,7 @@ pub async fn principal_claims(conn: &mut PgConnection, subject: &str) -> Result<
 /// Answers the claims material.
 pub async fn login_succeeded(
     pool: &PgPool,
-    actor: &Actor,
+    actor: &CallContext,
     subject: &str,
     refresh: Option<(&str, OffsetDateTime)>,
     jti: &str,

@@ -18,7 +18,7 @@
 //! - [`revocations`]: revoking every token of a principal (`PrincipalRevoked`).
 //! - [`signing_keys`]: the current signing key, rotation, published keys.
 //! - [`mod@bootstrap`]: the root org and first administrator of an empty database.
-//! - [`mod@audit`]: the audit trail: [`Actor`], [`audit()`], listing.
+//! - [`mod@audit`]: the audit trail: [`CallContext`], [`audit()`], listing.
 
 pub mod audit;
 pub mod bootstrap;
@@ -30,7 +30,7 @@ pub mod revocations;
 pub mod roles;
 pub mod signing_keys;
 
-pub use audit::{Actor, AuditEntry, audit, list_audit};
+pub use audit::{CallContext, audit, list_audit};
 pub use bootstrap::{bootstrap, is_empty};
 pub use logins::{Credentials, Lockout, PrincipalClaims, credentials, login_failed, login_succeeded, principal_claims};
 pub use orgs::{Org, close_org, create_org, list_orgs, update_org};
@@ -46,6 +46,6 @@ pub use signing_keys::{PublishedKey, StoredKey, current_key, rotate_key, verific
 pub const EVENT_SOURCE: &str = "crm/identity";
 
 /// The actor of what identity does by itself (first start, first signing key).
-fn system() -> Actor {
-    Actor { subject: "system".into(), source_address: None }
+fn system() -> CallContext {
+    CallContext::system()
 }

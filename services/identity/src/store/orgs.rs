@@ -9,7 +9,7 @@ use crm_proto::crm::identity::v1 as pb;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use super::{Actor, EVENT_SOURCE, audit};
+use super::{CallContext, EVENT_SOURCE, audit};
 use crate::domain;
 use crate::error::{Error, Result};
 
@@ -60,7 +60,13 @@ async fn lock_tree(tx: &mut PgConnection) -> Result<()> {
 }
 
 /// Creates an org under `parent` (or the root when the tree is empty).
-pub async fn create_org(pool: &PgPool, actor: &Actor, org_id: &str, name: &str, parent: Option<&str>) -> Result<Org> {
+pub async fn create_org(
+    pool: &PgPool,
+    actor: &CallContext,
+    org_id: &str,
+    name: &str,
+    parent: Option<&str>,
+) -> Result<Org> {
     let mut tx = pool.begin().await?;
     lock_tree(&mut tx).await?;
     let path = match parent {
@@ -104,7 +110,7 @@ pub async fn create_org(pool: &PgPool, actor: &Actor, org_id: &str, name: &str, 
 /// announces every org whose path changed.
 pub async fn update_org(
     pool: &PgPool,
-    actor: &Actor,
+    actor: &CallContext,
     org_id: &str,
     name: Option<&str>,
     new_parent: Option<&str>,
@@ -164,7 +170,7 @@ pub async fn update_org(
 }
 
 /// Closes an org without open children or enabled members.
-pub async fn close_org(pool: &PgPool, actor: &Actor, org_id: &str) -> Result<Org> {
+pub async fn close_org(pool: &PgPool, actor: &CallContext, org_id: &str) -> Result<Org> {
     let mut tx = pool.begin().await?;
     lock_tree(&mut tx).await?;
     org_in(&mut tx, org_id).await?;

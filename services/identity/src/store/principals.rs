@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use super::orgs::open_org;
 use super::revocations::revoke_principal;
 use super::roles::check_roles;
-use super::{Actor, audit};
+use super::{CallContext, audit};
 use crate::error::{Error, Result};
 
 /// A new principal.
@@ -52,7 +52,7 @@ pub struct Principal {
 }
 
 /// Creates a user or service account.
-pub async fn create_principal(pool: &PgPool, actor: &Actor, p: &NewPrincipal) -> Result<Principal> {
+pub async fn create_principal(pool: &PgPool, actor: &CallContext, p: &NewPrincipal) -> Result<Principal> {
     let mut tx = pool.begin().await?;
     open_org(&mut tx, &p.org_id).await?;
     check_roles(&mut tx, &p.roles).await?;
@@ -117,7 +117,7 @@ pub async fn get_user(pool: &PgPool, subject: &str) -> Result<Principal> {
 /// Changes display name and/or org.
 pub async fn update_user(
     pool: &PgPool,
-    actor: &Actor,
+    actor: &CallContext,
     subject: &str,
     display_name: Option<&str>,
     org_id: Option<&str>,
@@ -144,7 +144,7 @@ pub async fn update_user(
 }
 
 /// Replaces a principal's roles.
-pub async fn assign_roles(pool: &PgPool, actor: &Actor, subject: &str, roles: &[String]) -> Result<Principal> {
+pub async fn assign_roles(pool: &PgPool, actor: &CallContext, subject: &str, roles: &[String]) -> Result<Principal> {
     let mut tx = pool.begin().await?;
     let before = principal_in(&mut tx, subject).await?;
     check_roles(&mut tx, roles).await?;
@@ -159,7 +159,7 @@ pub async fn assign_roles(pool: &PgPool, actor: &Actor, subject: &str, roles: &[
 /// Disables or enables a principal; disabling revokes its tokens.
 pub async fn set_disabled(
     pool: &PgPool,
-    actor: &Actor,
+    actor: &CallContext,
     subject: &str,
     disabled: bool,
     reason: &str,
@@ -183,7 +183,7 @@ pub async fn set_disabled(
 }
 
 /// Sets a new password hash, clears any lock, revokes tokens.
-pub async fn reset_password(pool: &PgPool, actor: &Actor, subject: &str, secret_hash: &str) -> Result<()> {
+pub async fn reset_password(pool: &PgPool, actor: &CallContext, subject: &str, secret_hash: &str) -> Result<()> {
     let mut tx = pool.begin().await?;
     principal_in(&mut tx, subject).await?;
     sqlx::query(
@@ -201,7 +201,7 @@ pub async fn reset_password(pool: &PgPool, actor: &Actor, subject: &str, secret_
 }
 
 /// Clears a lock.
-pub async fn unlock(pool: &PgPool, actor: &Actor, subject: &str) -> Result<Principal> {
+pub async fn unlock(pool: &PgPool, actor: &CallContext, subject: &str) -> Result<Principal> {
     let mut tx = pool.begin().await?;
     principal_in(&mut tx, subject).await?;
     sqlx::query("UPDATE principal SET failed_attempts = 0, locked_until = NULL WHERE subject = $1")

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::logins::{PrincipalClaims, principal_claims};
-use super::{Actor, audit};
+use super::{CallContext, audit};
 use crate::error::Result;
 
 /// What presenting a refresh token did.
@@ -71,7 +71,7 @@ pub(super) async fn revoke_all_of(tx: &mut PgConnection, subject: &str) -> Resul
 /// Spends `hash` and stores its successor `next` (same family), atomically.
 pub async fn rotate_refresh(
     pool: &PgPool,
-    actor: &Actor,
+    actor: &CallContext,
     hash: &str,
     next: &str,
     next_expires: OffsetDateTime,
@@ -87,7 +87,7 @@ pub async fn rotate_refresh(
     let Some(RefreshRow { family_id: family, subject, used_at, revoked_at, expires_at }) = row else {
         return Ok(Refreshed::Refused);
     };
-    let actor = Actor { subject: subject.clone(), ..actor.clone() };
+    let actor = actor.acting_as(subject.clone());
     if used_at.is_some() {
         revoke_family(&mut tx, family).await?;
         audit(&mut tx, &actor, "token.reuse_detected", Some(&subject), json!({"family": family})).await?;
@@ -111,7 +111,7 @@ pub async fn rotate_refresh(
 }
 
 /// Revokes the family of a refresh token (logout). Unknown tokens are ignored.
-pub async fn logout(pool: &PgPool, actor: &Actor, hash: &str) -> Result<()> {
+pub async fn logout(pool: &PgPool, actor: &CallContext, hash: &str) -> Result<()> {
     let mut tx = pool.begin().await?;
     let row: Option<(Uuid, String)> =
         sqlx::query_as("SELECT family_id, subject FROM refresh_token WHERE token_hash = $1")
@@ -120,7 +120,7 @@ pub async fn logout(pool: &PgPool, actor: &Actor, hash: &str) -> Result<()> {
             .await?;
     if let Some((family, subject)) = row {
         revoke_family(&mut tx, family).await?;
-        let actor = Actor { subject: subject.clone(), ..actor.clone() };
+        let actor = actor.acting_as(subject.clone());
         audit(&mut tx, &actor, "token.revoked", Some(&subject), json!({"family": family, "reason": "logout"})).await?;
     }
     tx.commit().await?;

@@ -9,12 +9,17 @@ use serde_json::json;
 use sqlx::PgConnection;
 use time::OffsetDateTime;
 
-use super::{Actor, EVENT_SOURCE, audit, refresh_tokens};
+use super::{CallContext, EVENT_SOURCE, audit, refresh_tokens};
 use crate::error::Result;
 
 /// Revokes every refresh token of `subject` and every access token issued until now:
 /// recorded for this service's verifiers and announced to every other service.
-pub(super) async fn revoke_principal(tx: &mut PgConnection, actor: &Actor, subject: &str, reason: &str) -> Result<()> {
+pub(super) async fn revoke_principal(
+    tx: &mut PgConnection,
+    actor: &CallContext,
+    subject: &str,
+    reason: &str,
+) -> Result<()> {
     // Token times are whole seconds: refusing tokens issued before the next second
     // also catches one issued earlier in this very second.
     let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or_else(|_| OffsetDateTime::now_utc())
@@ -26,7 +31,7 @@ pub(super) async fn revoke_principal(tx: &mut PgConnection, actor: &Actor, subje
         not_before: Some(crm_platform::convert::timestamp(now)),
         reason: reason.into(),
     };
-    outbox::enqueue(&mut *tx, EVENT_SOURCE, subject, &event, Some(&actor.subject)).await?;
+    outbox::enqueue(&mut *tx, EVENT_SOURCE, subject, &event, actor.event_actor()).await?;
     audit(tx, actor, "token.revoked", Some(subject), json!({"reason": reason, "refresh_tokens": revoked})).await?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use crm_platform::auth::DataScope;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 
-use super::{Actor, audit};
+use super::{CallContext, audit};
 use crate::error::{Error, Result};
 
 /// A role as stored.
@@ -25,7 +25,7 @@ pub struct Role {
 }
 
 /// Creates a custom role (`role.built_in` is ignored: it is not).
-pub async fn create_role(pool: &PgPool, actor: &Actor, role: &Role) -> Result<Role> {
+pub async fn create_role(pool: &PgPool, actor: &CallContext, role: &Role) -> Result<Role> {
     let mut tx = pool.begin().await?;
     let inserted = sqlx::query(
         "INSERT INTO role (code, name, permissions, data_scope) VALUES ($1, $2, $3, $4) ON CONFLICT (code) DO NOTHING",
@@ -52,7 +52,7 @@ pub async fn create_role(pool: &PgPool, actor: &Actor, role: &Role) -> Result<Ro
 }
 
 /// Replaces a custom role's name, permissions and scope.
-pub async fn update_role(pool: &PgPool, actor: &Actor, role: &Role) -> Result<Role> {
+pub async fn update_role(pool: &PgPool, actor: &CallContext, role: &Role) -> Result<Role> {
     let mut tx = pool.begin().await?;
     let before = sqlx::query_as::<_, Role>(
         "SELECT code, name, permissions, data_scope, built_in FROM role WHERE code = $1 FOR UPDATE",

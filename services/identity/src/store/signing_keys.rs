@@ -6,7 +6,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
-use super::{Actor, audit, system};
+use super::{CallContext, audit, system};
 use crate::error::Result;
 
 /// A signing key as stored, seed still encrypted.
@@ -45,7 +45,7 @@ pub async fn current_key(pool: &PgPool) -> Result<Option<StoredKey>> {
 /// Retires the current key (if any) and makes `key` current. With `first_only`, does
 /// nothing when a current key exists (replicas starting together create one key);
 /// answers whether `key` became current.
-pub async fn rotate_key(pool: &PgPool, actor: Option<&Actor>, key: &StoredKey, first_only: bool) -> Result<bool> {
+pub async fn rotate_key(pool: &PgPool, actor: Option<&CallContext>, key: &StoredKey, first_only: bool) -> Result<bool> {
     let mut tx = pool.begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext('identity.signing_key'))").execute(&mut *tx).await?;
     if first_only {

@@ -149,6 +149,32 @@ async fn custom_roles_can_change_built_in_ones_cannot_and_changes_are_audited() 
         .unwrap()
         .into_inner();
     assert!(page1.events.last().unwrap().audit_id > page2.events[0].audit_id);
+
+    // Filters: by target, by action and target, by time; the actor's name is recorded.
+    let list = |request: pb::ListAuditEventsRequest| {
+        let mut admin = admin.clone();
+        async move { admin.list_audit_events(request).await.map(|r| r.into_inner().events) }
+    };
+    let about_user = list(pb::ListAuditEventsRequest { target: user.clone(), ..Default::default() }).await.unwrap();
+    assert!(!about_user.is_empty() && about_user.iter().all(|e| e.target == user));
+    assert!(about_user.iter().any(|e| e.action == "user.roles_assigned" && e.actor_name == "admin"));
+    let assigned_only = list(pb::ListAuditEventsRequest {
+        target: user.clone(),
+        action: "user.roles_assigned".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(!assigned_only.is_empty() && assigned_only.iter().all(|e| e.action == "user.roles_assigned"));
+    let first = events.last().unwrap().occurred_at.unwrap();
+    let until_first = list(pb::ListAuditEventsRequest { occurred_before: Some(first), ..Default::default() }).await;
+    assert!(until_first.unwrap().iter().all(|e| e.occurred_at.unwrap().seconds <= first.seconds));
+    let later = prost_types::Timestamp { seconds: first.seconds + 3600, nanos: 0 };
+    let from_later = list(pb::ListAuditEventsRequest { occurred_from: Some(later), ..Default::default() });
+    assert!(from_later.await.unwrap().is_empty(), "nothing recorded an hour after the first entry");
+    let malformed = prost_types::Timestamp { seconds: 0, nanos: -5 };
+    let refused = list(pb::ListAuditEventsRequest { occurred_from: Some(malformed), ..Default::default() }).await;
+    assert_eq!(refused.unwrap_err().code(), Code::InvalidArgument);
     app.stop().await;
 }
 
@@ -160,7 +186,7 @@ async fn no_password_or_token_is_stored_or_audited_in_the_clear() {
     let _ = app.login("secretive", "Typo-Password-77").await;
     let dump: String = sqlx::query_scalar(
         "SELECT string_agg(t::text, ' ') FROM (
-           SELECT row_to_json(a)::text AS t FROM identity_audit a
+           SELECT row_to_json(a)::text AS t FROM crm_kit.audit_entry a
            UNION ALL SELECT row_to_json(p)::text FROM principal p
            UNION ALL SELECT row_to_json(r)::text FROM refresh_token r) x",
     )
