@@ -326,7 +326,7 @@ fn main() {
             // and statistics done (autovacuum would get there on its own, while serving),
             // and a checkpoint taken.
             let settled = if on("settled") {
-                for table in ["party", "source_record", "identity_group", "party_history", "suspect_pair", "access_audit"] {
+                for table in ["party", "source_record", "identity_group", "party_history", "suspect_pair", "crm_kit.audit_entry"] {
                     sqlx::query(sqlx::AssertSqlSafe(format!("VACUUM (ANALYZE) {table}")))
                         .execute(&run.pool)
                         .await

@@ -429,18 +429,18 @@ impl From<store::AssignmentHistoryRow> for pb::AssignmentChange {
     }
 }
 
-impl From<store::StoredAudit> for pb::AccessAuditEntry {
-    fn from(a: store::StoredAudit) -> Self {
-        pb::AccessAuditEntry {
-            occurred_at: Some(timestamp(a.occurred_at)),
-            actor: a.entry.actor,
-            actor_name: a.entry.actor_name,
-            action: a.entry.action,
-            customer_number: a.entry.customer_number.unwrap_or_default(),
-            source_address: a.entry.source_address.unwrap_or_default(),
-            trace_id: a.entry.trace_id.unwrap_or_default(),
-            details: a.entry.details.to_string(),
-        }
+/// An entry of the kit's audit trail as an access audit entry (its subject is the
+/// customer number).
+pub fn access_audit_entry(a: crm_platform::audit::StoredEntry) -> pb::AccessAuditEntry {
+    pb::AccessAuditEntry {
+        occurred_at: Some(timestamp(a.occurred_at)),
+        actor: a.entry.actor,
+        actor_name: a.entry.actor_name,
+        action: a.entry.action,
+        customer_number: a.entry.subject.unwrap_or_default(),
+        source_address: a.entry.source_address.unwrap_or_default(),
+        trace_id: a.entry.trace_id.unwrap_or_default(),
+        details: a.entry.details.to_string(),
     }
 }
 

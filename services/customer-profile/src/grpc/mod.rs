@@ -23,7 +23,8 @@
 use std::sync::Arc;
 
 use crm_platform::FieldViolations;
-use crm_platform::auth::Caller;
+use crm_platform::audit::AuditWriter;
+use crm_platform::context::CallContext;
 use crm_platform::runtime::ServiceRuntime;
 use crm_proto::crm::customer::v1 as pb;
 use serde_json::Value;
@@ -67,7 +68,7 @@ pub struct CustomerApi {
     /// Single upserts of concurrent calls, applied together (group commit).
     upserts: store::UpsertQueue,
     /// Audit entries of concurrent calls, written together.
-    audits: store::AuditQueue,
+    audits: AuditWriter,
 }
 
 impl CustomerApi {
@@ -77,7 +78,7 @@ impl CustomerApi {
         let (trust, pii) = (Arc::new(trust), Arc::new(pii));
         let (upserts, writer) = store::UpsertQueue::new(pool.clone(), trust.clone(), pii.clone());
         runtime.task("upsert writer", writer);
-        let (audits, writer) = store::AuditQueue::new(pool.clone());
+        let (audits, writer) = AuditWriter::new(pool.clone());
         runtime.task("audit writer", writer);
         Self { pool, trust, pii, upserts, audits }
     }
@@ -106,7 +107,10 @@ impl CustomerApi {
 
     /// Writes audit entries; a read or change that cannot be audited fails.
     async fn audit(&self, entries: &[store::AuditEntry]) -> Result<(), Error> {
-        self.audits.write(entries.to_vec()).await
+        self.audits.write(entries.to_vec()).await.map_err(|e| match e {
+            crm_platform::audit::WriteError::Database(e) => Error::Database(e),
+            stopped @ crm_platform::audit::WriteError::Stopped(_) => Error::Unavailable(stopped.to_string()),
+        })
     }
 }
 
@@ -114,39 +118,26 @@ impl CustomerApi {
 /// events and the access audit trail.
 #[derive(Debug, Clone)]
 struct Viewer {
-    caller: Arc<Caller>,
+    context: CallContext,
     visibility: store::Visibility,
     full_pii: bool,
-    source_address: Option<String>,
 }
 
 fn viewer<T>(request: &Request<T>) -> Result<Viewer, Status> {
-    let caller = crm_platform::auth::caller(request)?;
-    Ok(Viewer {
-        visibility: access::visibility(caller),
-        full_pii: access::can_see_pii(caller),
-        caller: Arc::new(caller.clone()),
-        source_address: request.remote_addr().map(|a| a.to_string()),
-    })
+    let context = CallContext::authenticated(request)?;
+    let caller = context.caller().ok_or_else(|| Status::unauthenticated("a bearer token is required"))?;
+    Ok(Viewer { visibility: access::visibility(caller), full_pii: access::can_see_pii(caller), context })
 }
 
 impl Viewer {
     /// The actor recorded in history and events.
     fn actor(&self) -> Option<&str> {
-        Some(self.caller.subject())
+        self.context.event_actor()
     }
 
     /// An audit entry for `action` on `customer_number`.
     fn audit(&self, action: &str, customer_number: Option<&str>, details: Value) -> store::AuditEntry {
-        store::AuditEntry {
-            actor: self.caller.subject().to_string(),
-            actor_name: self.caller.claims.name.clone(),
-            action: action.to_string(),
-            customer_number: customer_number.map(str::to_string),
-            source_address: self.source_address.clone(),
-            trace_id: Some(crm_platform::telemetry::trace_id(&tracing::Span::current())),
-            details,
-        }
+        self.context.audit(action, customer_number, details)
     }
 }
 

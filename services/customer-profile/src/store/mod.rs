@@ -24,8 +24,8 @@
 //! - `relationships`: relationships between customers.
 //! - `view360`: the 360° view, read in one statement.
 //! - `details`: maintained details and extended attributes.
-//! - `access`: data scope, the org directory and the access audit trail.
-//! - `queue`: group commit of single upserts and audit entries.
+//! - `access`: data scope and the org directory.
+//! - `queue`: group commit of single upserts.
 //!
 //! This module holds what several of them share: event source, blind-index domains,
 //! how a record is stored (identity, attributes), locks and small look-ups.
@@ -58,11 +58,13 @@ pub use assignment::{
     change_assignments,
 };
 pub use bulk::{PreparedRecord, upsert_prepared_in};
+/// An entry of the kit's audit trail (its subject is the customer number).
+pub use crm_platform::audit::Entry as AuditEntry;
 pub use details::*;
 pub use history::{HistoryRow, customer_history, party_history};
 pub use identify::{UpsertResult, upsert_batch, upsert_in};
 pub use parties::{StoredCustomer, customer_by_number, customer_by_source};
-pub use queue::{AuditQueue, UpsertQueue};
+pub use queue::UpsertQueue;
 pub use relationships::{RelationshipRow, add_relationship, relationships};
 pub use search::{CustomerRow, SearchCriteria, search};
 pub use suspects::{StoredSuspect, open_suspects, resolve_suspect};

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use crm_platform::batch::{GroupCommit, Writer};
 
-use super::{AuditEntry, PreparedRecord, UpsertResult, audit, audit_in, retryable, upsert_prepared_in};
+use crm_platform::audit::record_in as audit_in;
+
+use super::{AuditEntry, PreparedRecord, UpsertResult, retryable, upsert_prepared_in};
 use crate::domain::TrustTable;
 use crate::error::{Error, Result};
 use crate::pii::PiiCipher;
@@ -91,7 +93,7 @@ pub(super) fn completed_audits(results: &[UpsertResult], audits: &[Option<AuditE
         .filter(|(r, _)| r.outcome != crm_proto::crm::customer::v1::UpsertOutcome::Unchanged)
         .filter_map(|(r, a)| {
             let mut entry = a.clone()?;
-            entry.customer_number = Some(r.customer_number.clone());
+            entry.subject = Some(r.customer_number.clone());
             if let Some(details) = entry.details.as_object_mut() {
                 details.insert("outcome".into(), r.outcome.as_str_name().into());
             }
@@ -132,7 +134,7 @@ pub(super) async fn apply_together(
         if failed.is_none()
             && let Err(e) = audit_in(&mut tx, &completed_audits(&results, audits)).await
         {
-            failed = Some(e);
+            failed = Some(e.into());
         }
         let outcome = match failed {
             None => tx.commit().await.map_err(Error::from).map(|()| results),
@@ -142,45 +144,5 @@ pub(super) async fn apply_together(
             Err(e) if attempt < 4 && retryable(&e) => continue,
             other => return other,
         }
-    }
-}
-
-/// Audit entries of concurrent calls, written together: a 360° view must not answer
-/// before its entry is stored, but a thousand views a second need not pay a thousand
-/// commits.
-#[derive(Debug, Clone)]
-pub struct AuditQueue {
-    writer: GroupCommit<Vec<AuditEntry>, Result<()>>,
-}
-
-impl AuditQueue {
-    /// The queue and its writer, to run as a background task of the service.
-    pub fn new(pool: sqlx::PgPool) -> (Self, Writer) {
-        let (writer, task) = GroupCommit::new(MAX_GROUP, move |calls: Vec<Vec<AuditEntry>>| {
-            let pool = pool.clone();
-            async move {
-                let all: Vec<AuditEntry> = calls.iter().flatten().cloned().collect();
-                match audit(&pool, &all).await {
-                    Ok(()) => calls.iter().map(|_| Ok(())).collect(),
-                    Err(e) if calls.len() == 1 => vec![Err(e)],
-                    Err(_) => {
-                        let mut results = Vec::with_capacity(calls.len());
-                        for entries in &calls {
-                            results.push(audit(&pool, entries).await);
-                        }
-                        results
-                    }
-                }
-            }
-        });
-        (Self { writer }, task)
-    }
-
-    /// Stores `entries` (with the next group).
-    pub async fn write(&self, entries: Vec<AuditEntry>) -> Result<()> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        self.writer.submit(entries).await.map_err(stopped)?
     }
 }

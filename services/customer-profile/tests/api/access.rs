@@ -286,6 +286,37 @@ async fn full_views_and_changes_are_in_the_audit_trail_for_auditors() {
     assert!(view.source_address.starts_with("127.0.0.1:"), "{view:?}");
     assert_eq!(view.trace_id.len(), 32);
     assert!(view.occurred_at.is_some());
+
+    // Filters combine: action, actor, customer and time.
+    let list = |request: pb::ListAccessAuditRequest| {
+        let mut auditor = auditor.clone();
+        async move { auditor.list_access_audit(request).await.map(|r| r.into_inner().entries) }
+    };
+    let views = list(pb::ListAccessAuditRequest { action: "customer.view_360".into(), ..Default::default() });
+    let views = views.await.unwrap();
+    assert!(!views.is_empty() && views.iter().all(|e| e.action == "customer.view_360" && e.actor == "rm-a"));
+    let by_operator = list(pb::ListAccessAuditRequest {
+        customer_number: a.clone(),
+        actor: "operator-1".into(),
+        ..Default::default()
+    });
+    assert_eq!(by_operator.await.unwrap().len(), 2);
+    let viewed_at = view.occurred_at.unwrap();
+    let before_view = list(pb::ListAccessAuditRequest {
+        customer_number: a.clone(),
+        occurred_before: Some(viewed_at),
+        ..Default::default()
+    });
+    assert!(before_view.await.unwrap().iter().all(|e| e.action != "customer.view_360"));
+    let from_view = list(pb::ListAccessAuditRequest {
+        customer_number: a.clone(),
+        occurred_from: Some(viewed_at),
+        ..Default::default()
+    });
+    assert_eq!(from_view.await.unwrap()[0].action, "customer.view_360");
+    let malformed = prost_types::Timestamp { seconds: 1, nanos: 2_000_000_000 };
+    let refused = list(pb::ListAccessAuditRequest { occurred_before: Some(malformed), ..Default::default() });
+    assert_eq!(refused.await.unwrap_err().code(), Code::InvalidArgument);
     app.stop().await;
 }
 

@@ -8,7 +8,9 @@ use time::OffsetDateTime;
 use super::{ECIF_LOCK, PreparedRecord, read_stored, run, simple_prefix};
 use crate::domain::TrustTable;
 use crate::error::{Error, Result};
-use crate::store::{AuditEntry, UpsertResult, audit_in, queue, retryable};
+use crm_platform::audit::record_in as audit_in;
+
+use crate::store::{AuditEntry, UpsertResult, queue, retryable};
 
 /// How many partitions a batch of simple records is split into (one transaction each,
 /// side by side): PostgreSQL runs one backend per transaction, and a load otherwise
