@@ -14,8 +14,12 @@
 //!   workspace, then, alone, the tests that restart the shared broker.
 //! - `sample`: loads a generated sample of source records into a running
 //!   customer-profile (see README).
+//! - `new-service <name>`: writes a skeleton service from `xtask/template/` and
+//!   registers it (chart values, compose, ports, development cluster); see
+//!   [`new_service`].
 
 mod dev;
+mod new_service;
 mod sample;
 mod supervise;
 
@@ -25,7 +29,8 @@ use std::time::Duration;
 
 /// Fixed local ports, so that README commands and other services' settings stay
 /// valid as services are added; a service not listed gets a port from 50060 on.
-const PORTS: [(&str, u16); 6] = [
+/// `new-service` adds the next port here.
+const PORTS: &[(&str, u16)] = &[
     ("identity", 50051),
     ("customer-profile", 50052),
     ("analytics", 50053),
@@ -300,7 +305,9 @@ async fn main() -> ExitCode {
         Some("test") => test(&args[1..]).await,
         Some("sample") => sample::run(&args[1..]).await,
         Some("reset") => dev::reset().await,
-        _ => Err("usage: cargo xtask <up|reset|test|sample [--endpoint URL] [--identity URL] [--records N]>".into()),
+        Some("new-service") => new_service::run(&args[1..]),
+        _ => Err("usage: cargo xtask <up|reset|test|sample [--endpoint URL] [--identity URL] [--records N]|new-service NAME>"
+            .into()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
