@@ -1,6 +1,6 @@
 //! `cargo xtask sample`: loads a generated sample into a running customer-profile and
 //! shows what the ECIF made of it: a merged customer's golden record with lineage and
-//! source cross-reference, and the suspect queue. It logs in to identity as the
+//! source cross-reference, and the work list of suspect pairs. It logs in to identity as the
 //! development administrator (`xtask up` generated the password into `.dev/`).
 
 use crm_platform::grpc::client::BearerToken;
@@ -132,7 +132,7 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?
         .into_inner();
-    println!("\nsuspect queue (first {}):", suspects.suspect_pairs.len());
+    println!("\nwork list of suspect pairs (first {}):", suspects.suspect_pairs.len());
     for s in suspects.suspect_pairs {
         println!(
             "  #{} {} {} vs {} {}  id {}",

@@ -163,9 +163,9 @@ async fn write_event(pool: &sqlx::PgPool, i: i64) {
         .await
         .expect("ledger");
     let money = Money { amount_minor: i, currency_code: "CNY".into() };
-    crm_platform::messaging::enqueue(&mut tx, "crm/bench", &format!("acct-{}", i % 64), &money, None)
+    crm_platform::messaging::write_event(&mut tx, "crm/bench", &format!("acct-{}", i % 64), &money, None)
         .await
-        .expect("enqueue");
+        .expect("event written");
     tx.commit().await.expect("commit");
 }
 

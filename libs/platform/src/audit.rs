@@ -15,7 +15,7 @@ use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
-use crate::batch::{GroupCommit, Writer, WriterStopped};
+use crate::group_commit::{GroupCommit, Writer, WriterStopped};
 use crate::paging::Page;
 
 /// One entry of the audit trail.

@@ -3,14 +3,14 @@
 //! A service's `main` loads its settings with [`config`], starts [`telemetry`],
 //! builds a [`runtime::ServiceRuntime`] (database, migrations, broker, gRPC listener)
 //! and runs it with its own gRPC servers and consumers until a stop signal from
-//! [`shutdown`]. Inside, handlers write events with [`messaging::outbox::enqueue`] in
+//! [`shutdown`]. Inside, handlers write events with [`messaging::outbox::write_event`] in
 //! their own transactions and map their errors to gRPC through [`error::to_status`].
 //!
 //! # Layout
 //! - [`auth`]: token verification, the authorization layer, the current caller.
 //! - [`context`]: the call context (who, from where, which trace) of every handler.
 //! - [`audit`]: the audit trail every service writes and auditors page through.
-//! - [`batch`]: group commit of writes from concurrent calls.
+//! - [`group_commit`]: group commit of writes from concurrent calls.
 //! - [`cli`]: the shared command line (`serve`, `migrate`, `healthcheck`).
 //! - [`config`]: layered settings (defaults → file → `CRM_<SERVICE>__…` environment).
 //! - [`telemetry`]: logs, OTLP traces, W3C trace context over gRPC and AMQP.
@@ -30,7 +30,6 @@
 
 pub mod audit;
 pub mod auth;
-pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod context;
@@ -38,6 +37,7 @@ pub mod convert;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod group_commit;
 pub mod grpc;
 pub mod messaging;
 pub mod paging;

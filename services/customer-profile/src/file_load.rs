@@ -1,4 +1,4 @@
-//! The daily batch file: source records as delimited text in UTF-8 or GB18030, loaded
+//! The daily file: source records as delimited text in UTF-8 or GB18030, loaded
 //! in chunks that each commit with their progress, so that an interrupted load resumes
 //! after the last committed line. Bad lines (a line that does not decode in the file's
 //! encoding among them) are rejected with their line number and reason while the rest

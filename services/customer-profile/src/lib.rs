@@ -9,7 +9,7 @@
 //! - [`store`]: all SQL: identity groups, parties, source records, suspects, history,
 //!   maintained party details, data scope and access audit, and the outbox events
 //!   written in the same transactions.
-//! - [`file_load`]: the daily batch file, resumable, with rejected lines reported.
+//! - [`file_load`]: the daily file, resumable, with rejected lines reported.
 //! - [`grpc`]: `crm.customer.v1.CustomerService`, one file per RPC family; each
 //!   handler parses, authorizes against the caller's data scope, calls the store and
 //!   maps the answer.

@@ -18,5 +18,5 @@ pub mod relay;
 pub use broker::Broker;
 pub use consumer::{Consumer, ConsumerConfig, EventHandler, HandlerError};
 pub use envelope::IncomingEvent;
-pub use outbox::enqueue;
+pub use outbox::write_event;
 pub use relay::OutboxRelay;

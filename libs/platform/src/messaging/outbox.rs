@@ -14,7 +14,7 @@ fn create_span(name: &str, routing_key: Option<&str>, id: Option<&Uuid>, count: 
         return tracing::Span::none();
     }
     tracing::info_span!(
-        "outbox.enqueue",
+        "outbox.write",
         otel.name = %format!("{name} create"),
         otel.kind = "producer",
         messaging.system = "rabbitmq",
@@ -32,18 +32,18 @@ fn create_span(name: &str, routing_key: Option<&str>, id: Option<&Uuid>, count: 
 /// `create` span's, else the current span's) makes the event continue the caller's
 /// trace. Without an explicit `actor`, the subject of the call being handled (if any)
 /// is recorded.
-pub async fn enqueue<M: prost::Name>(
+pub async fn write_event<M: prost::Name>(
     tx: &mut PgConnection,
     source: &str,
     subject: &str,
     message: &M,
     actor: Option<&str>,
 ) -> Result<Uuid, sqlx::Error> {
-    enqueue_raw(tx, source, &M::full_name(), subject, &message.encode_to_vec(), actor).await
+    write_raw_event(tx, source, &M::full_name(), subject, &message.encode_to_vec(), actor).await
 }
 
-/// [`enqueue`] for an already encoded payload.
-pub async fn enqueue_raw(
+/// [`write_event`] for an already encoded payload.
+pub async fn write_raw_event(
     tx: &mut PgConnection,
     source: &str,
     event_type: &str,
@@ -78,7 +78,7 @@ pub async fn enqueue_raw(
     Ok(id)
 }
 
-/// An event waiting to be written by [`enqueue_many`].
+/// An event waiting to be written by [`write_events`].
 #[derive(Debug, Clone)]
 pub struct OutboxEvent {
     /// Fully qualified protobuf name of the payload.
@@ -111,11 +111,11 @@ impl OutboxEvent {
     }
 }
 
-/// [`enqueue`] for many events in one statement (bulk loads write thousands per
+/// [`write_event`] for many events in one statement (bulk loads write thousands per
 /// transaction, where a round trip each would cost more than the change itself). The
 /// events get outbox sequence numbers in slice order, so per-subject order holds. The
 /// `outbox create` span covers the batch; each event keeps its own trace context.
-pub async fn enqueue_many(
+pub async fn write_events(
     tx: &mut PgConnection,
     source: &str,
     events: &[OutboxEvent],

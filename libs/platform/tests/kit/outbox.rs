@@ -147,7 +147,7 @@ async fn an_event_committed_after_a_later_numbered_one_is_still_published() {
     // A takes the lower sequence number but commits last.
     let mut slow = kit.pool.begin().await.unwrap();
     let money = crm_proto::crm::common::v1::Money { amount_minor: 1, currency_code: "CNY".into() };
-    crm_platform::messaging::enqueue(&mut slow, "crm/kit-test", "acct-a", &money, None).await.unwrap();
+    crm_platform::messaging::write_event(&mut slow, "crm/kit-test", "acct-a", &money, None).await.unwrap();
     kit.record_movement("acct-b", 2, true).await;
     assert_eq!(collect(&probe, &queue, 1).await.len(), 1, "the committed event is published");
 

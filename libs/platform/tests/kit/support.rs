@@ -87,7 +87,9 @@ impl Kit {
             .await
             .expect("ledger");
         let event = Money { amount_minor: amount, currency_code: "CNY".into() };
-        crm_platform::messaging::enqueue(&mut tx, "crm/kit-test", account, &event, Some("u-1")).await.expect("enqueue");
+        crm_platform::messaging::write_event(&mut tx, "crm/kit-test", account, &event, Some("u-1"))
+            .await
+            .expect("event written");
         if commit {
             tx.commit().await.expect("commit");
         } else {

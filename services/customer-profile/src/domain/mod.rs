@@ -26,7 +26,7 @@
 
 /// Gives an enum its stored codes: `CODES` (every value with its code), `code()` and
 /// `from_code()` (case-insensitive, trimmed). The one mapping between a kind or status
-/// and the text the database and the batch file hold.
+/// and the text the database and the daily file hold.
 macro_rules! stored_codes {
     ($ty:ident { $($variant:ident => $code:literal),+ $(,)? }) => {
         impl $ty {

@@ -66,7 +66,7 @@ pub struct CustomerApi {
     trust: Arc<TrustTable>,
     pii: Arc<PiiCipher>,
     /// Single upserts of concurrent calls, applied together (group commit).
-    upserts: store::UpsertQueue,
+    upserts: store::UpsertWriter,
     /// Audit entries of concurrent calls, written together.
     audits: AuditWriter,
 }
@@ -76,7 +76,7 @@ impl CustomerApi {
     pub fn new(runtime: &mut ServiceRuntime, trust: TrustTable, pii: PiiCipher) -> Self {
         let pool = runtime.pool.clone();
         let (trust, pii) = (Arc::new(trust), Arc::new(pii));
-        let (upserts, writer) = store::UpsertQueue::new(pool.clone(), trust.clone(), pii.clone());
+        let (upserts, writer) = store::UpsertWriter::new(pool.clone(), trust.clone(), pii.clone());
         runtime.task("upsert writer", writer);
         let (audits, writer) = AuditWriter::new(pool.clone());
         runtime.task("audit writer", writer);

@@ -1,4 +1,4 @@
-//! Data stewardship: the suspect queue (customers with the same ID type and number
+//! Data stewardship: the work list of suspect pairs (customers with the same ID type and number
 //! but different names) and a steward's decision on a pair, which merges the two or
 //! keeps them apart for good.
 

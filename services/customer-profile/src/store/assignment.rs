@@ -94,7 +94,7 @@ pub async fn change_assignments(
             related_rm_ids: related,
             updated_at: Some(updated_at),
         };
-        outbox::enqueue(
+        outbox::write_event(
             &mut tx,
             EVENT_SOURCE,
             &survivor,

@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool};
 use super::parties::{absorb, new_party, recompute, record_count};
 use super::{
     AuditEntry, EVENT_SOURCE, ID_INDEX, PHONE_INDEX, PreparedRecord, advisory_lock, attributes_json, bulk,
-    customer_number_of, history, lock_key, party_kind_code, queue, search_form, stored_identity,
+    customer_number_of, history, lock_key, party_kind_code, search_form, stored_identity, writer,
 };
 use crate::domain::placement::{Before, Placement, place};
 use crate::domain::{IdentityKey, TrustTable, ValidatedRecord};
@@ -67,7 +67,7 @@ pub async fn upsert_batch(
     let one_transaction = |records: &[PreparedRecord], audits: &[Option<AuditEntry>]| {
         let actors = vec![actor; records.len()];
         let (records, audits) = (records.to_vec(), audits.to_vec());
-        async move { queue::apply_together(pool, trust, pii, &records, &actors, &audits).await }
+        async move { writer::apply_together(pool, trust, pii, &records, &actors, &audits).await }
     };
     if records.len() < PARTITION_FROM {
         return one_transaction(records, audits).await;
@@ -241,7 +241,7 @@ pub async fn upsert_in(
         if record_count(tx, p).await? == 0 {
             // Its only record now matches another customer: the two are one.
             absorb(tx, p, target, actor).await?;
-            outbox::enqueue(
+            outbox::write_event(
                 tx,
                 EVENT_SOURCE,
                 &target_number,
@@ -266,7 +266,7 @@ pub async fn upsert_in(
                 actor,
             )
             .await?;
-            outbox::enqueue(
+            outbox::write_event(
                 tx,
                 EVENT_SOURCE,
                 &old_number,
@@ -280,7 +280,7 @@ pub async fn upsert_in(
             .await?;
             let changed = recompute(tx, trust, p).await?;
             if !changed.is_empty() {
-                outbox::enqueue(
+                outbox::write_event(
                     tx,
                     EVENT_SOURCE,
                     &old_number,
@@ -304,7 +304,7 @@ pub async fn upsert_in(
     let src = Some((r.source_system.as_str(), r.source_customer_id.as_str()));
     if created {
         history::append(tx, target, "CREATED", src, None, Some(&after), actor).await?;
-        outbox::enqueue(
+        outbox::write_event(
             tx,
             EVENT_SOURCE,
             &target_number,
@@ -318,7 +318,7 @@ pub async fn upsert_in(
         .await?;
     } else if !changed.is_empty() {
         history::append(tx, target, "UPDATED", src, Some(&before), Some(&after), actor).await?;
-        outbox::enqueue(
+        outbox::write_event(
             tx,
             EVENT_SOURCE,
             &target_number,

@@ -2,7 +2,7 @@
 //! transaction together with its outbox events (and audit entries), so that
 //! concurrent changes of one real customer are applied one at a time:
 //! - source records arrive through the set-based path ([`bulk`]), as bulk batches or
-//!   as groups of concurrent single upserts ([`UpsertQueue`]), which hold the ECIF
+//!   as groups of concurrent single upserts ([`UpsertWriter`]), which hold the ECIF
 //!   advisory lock exclusively, as do the one-by-one path ([`upsert_in`], for records
 //!   whose identity changed) and steward decisions;
 //! - large batches of simple records run as partitions by identity side by side, each
@@ -46,11 +46,11 @@ mod details;
 mod history;
 mod identify;
 mod parties;
-mod queue;
 mod relationships;
 mod search;
 mod suspects;
 mod view360;
+mod writer;
 
 pub use access::*;
 pub use assignment::{
@@ -64,11 +64,11 @@ pub use details::*;
 pub use history::{HistoryRow, customer_history, party_history};
 pub use identify::{UpsertResult, upsert_batch, upsert_in};
 pub use parties::{StoredCustomer, customer_by_number, customer_by_source};
-pub use queue::UpsertQueue;
 pub use relationships::{RelationshipRow, add_relationship, relationships};
 pub use search::{CustomerRow, SearchCriteria, search};
 pub use suspects::{StoredSuspect, open_suspects, resolve_suspect};
 pub use view360::{Customer360, customer_360};
+pub use writer::UpsertWriter;
 
 /// Source of this service's events.
 pub const EVENT_SOURCE: &str = "crm/customer-profile";

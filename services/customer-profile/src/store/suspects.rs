@@ -118,7 +118,7 @@ pub async fn resolve_suspect(
         let absorbed_number = customer_number_of(&mut tx, absorbed).await?;
         absorb(&mut tx, absorbed, survivor, actor).await?;
         let changed = recompute(&mut tx, trust, survivor).await?;
-        outbox::enqueue(
+        outbox::write_event(
             &mut tx,
             EVENT_SOURCE,
             &survivor_number,
@@ -131,7 +131,7 @@ pub async fn resolve_suspect(
         )
         .await?;
         if !changed.is_empty() {
-            outbox::enqueue(
+            outbox::write_event(
                 &mut tx,
                 EVENT_SOURCE,
                 &survivor_number,

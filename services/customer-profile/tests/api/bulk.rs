@@ -366,7 +366,7 @@ async fn concurrent_single_upserts_identify_customers_as_one_by_one_does() {
     );
     let (reference, concurrent) = (fresh_pool().await, fresh_pool().await);
     let (queue, writer) =
-        store::UpsertQueue::new(concurrent.clone(), std::sync::Arc::new(trust()), std::sync::Arc::new(pii.clone()));
+        store::UpsertWriter::new(concurrent.clone(), std::sync::Arc::new(trust()), std::sync::Arc::new(pii.clone()));
     tokio::spawn(writer);
     for wave in [&first, &edits] {
         one_by_one(&reference, &pii, wave).await;

@@ -49,7 +49,7 @@ pub(super) async fn open_org(tx: &mut PgConnection, org_id: &str) -> Result<()> 
 /// Enqueues `OrgChanged` for `org` inside `tx`.
 pub(super) async fn announce_org(tx: &mut PgConnection, org: &Org) -> Result<()> {
     let event = pb::OrgChanged { org: Some(org.clone().into()) };
-    outbox::enqueue(tx, EVENT_SOURCE, &org.org_id, &event, None).await?;
+    outbox::write_event(tx, EVENT_SOURCE, &org.org_id, &event, None).await?;
     Ok(())
 }
 

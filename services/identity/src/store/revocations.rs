@@ -31,7 +31,7 @@ pub(super) async fn revoke_principal(
         not_before: Some(crm_platform::convert::timestamp(now)),
         reason: reason.into(),
     };
-    outbox::enqueue(&mut *tx, EVENT_SOURCE, subject, &event, actor.event_actor()).await?;
+    outbox::write_event(&mut *tx, EVENT_SOURCE, subject, &event, actor.event_actor()).await?;
     audit(tx, actor, "token.revoked", Some(subject), json!({"reason": reason, "refresh_tokens": revoked})).await?;
     Ok(())
 }

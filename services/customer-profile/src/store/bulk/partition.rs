@@ -10,7 +10,7 @@ use crate::domain::TrustTable;
 use crate::error::{Error, Result};
 use crm_platform::audit::record_in as audit_in;
 
-use crate::store::{AuditEntry, UpsertResult, queue, retryable};
+use crate::store::{AuditEntry, UpsertResult, retryable, writer};
 
 /// How many partitions a batch of simple records is split into (one transaction each,
 /// side by side): PostgreSQL runs one backend per transaction, and a load otherwise
@@ -110,7 +110,7 @@ async fn apply_partition(
         return Ok(None);
     }
     let results = run::apply_run(&mut tx, trust, records, &stored, now, actor).await?;
-    audit_in(&mut tx, &queue::completed_audits(&results, audits)).await?;
+    audit_in(&mut tx, &writer::completed_audits(&results, audits)).await?;
     tx.commit().await?;
     Ok(Some(results))
 }

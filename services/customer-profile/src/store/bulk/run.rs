@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crm_platform::messaging::outbox::{OutboxEvent, enqueue_many};
+use crm_platform::messaging::outbox::{OutboxEvent, write_events};
 use crm_proto::crm::customer::v1 as pb;
 use serde_json::{Value, json};
 use sqlx::PgConnection;
@@ -242,7 +242,7 @@ pub(super) async fn apply_run(
         history: &history,
     };
     changes.write(tx, actor, plans).await?;
-    enqueue_many(tx, EVENT_SOURCE, &events, actor).await?;
+    write_events(tx, EVENT_SOURCE, &events, actor).await?;
     write_suspects(tx, &written).await?;
     Ok(results)
 }

@@ -3,15 +3,15 @@
 //! A write that must be durable before its call answers (a record upsert, an audit
 //! entry) costs a transaction and a commit. At hundreds of calls per second most of
 //! that cost is per transaction, not per row; so calls hand their item to a
-//! [`GroupCommit`], whose task applies whatever queued while the previous group was
+//! [`GroupCommit`], whose task applies whatever piled up while the previous group was
 //! being written, and answers each call with its own result. A lone call goes at once
 //! (a group of one); under load groups grow, and the cost per call falls instead of
-//! calls queueing behind each other's commits.
+//! calls waiting behind each other's commits.
 //!
 //! [`GroupCommit::new`] returns the handle and the writer, a plain future that the
 //! service hands to its runtime (`ServiceRuntime::task`), which runs it, logs its end
 //! and turns health NOT_SERVING if it stops while the service runs. The writer ends
-//! when the last handle is dropped, after finishing what was queued, so in-flight calls
+//! when the last handle is dropped, after finishing what was handed to it, so in-flight calls
 //! drained at shutdown still get their answers.
 
 use std::future::Future;

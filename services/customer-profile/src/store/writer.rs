@@ -1,4 +1,4 @@
-//! Group commit for single upserts and audit entries ([`crm_platform::batch`]):
+//! Group commit for single upserts and audit entries ([`crm_platform::group_commit`]):
 //! records and entries from concurrent calls are written together, each call still
 //! answered with its own result after its write is durable.
 //!
@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use crm_platform::batch::{GroupCommit, Writer};
+use crm_platform::group_commit::{GroupCommit, Writer};
 
 use crm_platform::audit::record_in as audit_in;
 
@@ -22,7 +22,7 @@ use crate::pii::PiiCipher;
 /// Most items written in one transaction.
 const MAX_GROUP: usize = 256;
 
-fn stopped(_: crm_platform::batch::WriterStopped) -> Error {
+fn stopped(_: crm_platform::group_commit::WriterStopped) -> Error {
     Error::Unavailable("the group-commit writer has stopped".into())
 }
 
@@ -32,12 +32,12 @@ type Job = (PreparedRecord, Option<String>, Option<AuditEntry>);
 
 /// Single upserts of concurrent calls, applied together.
 #[derive(Debug, Clone)]
-pub struct UpsertQueue {
+pub struct UpsertWriter {
     writer: GroupCommit<Job, Result<UpsertResult>>,
 }
 
-impl UpsertQueue {
-    /// The queue and its writer, to run as a background task of the service.
+impl UpsertWriter {
+    /// The handle and its writer, to run as a background task of the service.
     pub fn new(pool: sqlx::PgPool, trust: Arc<TrustTable>, pii: Arc<PiiCipher>) -> (Self, Writer) {
         let (writer, task) = GroupCommit::new(MAX_GROUP, move |jobs: Vec<Job>| {
             let (pool, trust, pii) = (pool.clone(), trust.clone(), pii.clone());
