@@ -21,7 +21,7 @@ use time::OffsetDateTime;
 
 use crate::domain::{
     self, AssignmentAction, CustomerNumber, Date, Gender, IdType, PartyKind, RelationshipKind, SuspectStatus,
-    ValidatedRecord, mask_id_number, mask_phone,
+    UpsertOutcome, ValidatedRecord, mask_id_number, mask_phone,
 };
 use crate::pii::PiiCipher;
 use crate::store;
@@ -422,7 +422,7 @@ impl From<store::AssignmentHistoryRow> for pb::AssignmentChange {
         pb::AssignmentChange {
             action: wire_of::<AssignmentAction, pb::AssignmentAction>(&h.action, AssignmentAction::from_code),
             change_time: h.assignment.updated_at.map(timestamp),
-            assignment: Some(store::assignment_to_pb(&h.assignment)),
+            assignment: Some(pb::Assignment::from(&h.assignment)),
             actor: h.actor.unwrap_or_default(),
             reason: h.reason.unwrap_or_default(),
         }
@@ -444,11 +444,33 @@ pub fn access_audit_entry(a: crm_platform::audit::StoredEntry) -> pb::AccessAudi
     }
 }
 
+impl From<UpsertOutcome> for pb::UpsertOutcome {
+    fn from(o: UpsertOutcome) -> Self {
+        match o {
+            UpsertOutcome::Created => pb::UpsertOutcome::Created,
+            UpsertOutcome::Updated => pb::UpsertOutcome::Updated,
+            UpsertOutcome::Unchanged => pb::UpsertOutcome::Unchanged,
+        }
+    }
+}
+
+impl From<&store::AssignmentRow> for pb::Assignment {
+    fn from(a: &store::AssignmentRow) -> Self {
+        pb::Assignment {
+            customer_number: a.customer_number.clone(),
+            home_org_id: a.home_org_id.clone().unwrap_or_default(),
+            primary_rm_id: a.primary_rm_id.clone().unwrap_or_default(),
+            related_rm_ids: a.related_rm_ids.clone(),
+            update_time: a.updated_at.map(crm_platform::convert::timestamp),
+        }
+    }
+}
+
 impl From<store::UpsertResult> for pb::UpsertSourceRecordResponse {
     fn from(r: store::UpsertResult) -> Self {
         pb::UpsertSourceRecordResponse {
             customer_number: r.customer_number,
-            outcome: r.outcome.into(),
+            outcome: pb::UpsertOutcome::from(r.outcome) as i32,
             quality_flags: r.quality_flags,
             absorbed_customer_numbers: r.absorbed,
         }

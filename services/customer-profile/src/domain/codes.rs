@@ -35,6 +35,19 @@ pub enum AssignmentAction {
 
 stored_codes!(AssignmentAction { Assign => "ASSIGN", Adjust => "ADJUST", Recall => "RECALL" });
 
+/// What an upsert did to the golden record of its source record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpsertOutcome {
+    /// A new customer.
+    Created,
+    /// An existing customer changed.
+    Updated,
+    /// Nothing changed (a replay, or a version not newer than the stored one).
+    Unchanged,
+}
+
+stored_codes!(UpsertOutcome { Created => "CREATED", Updated => "UPDATED", Unchanged => "UNCHANGED" });
+
 /// What happened to a golden record, as its history says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChangeKind {
@@ -109,6 +122,7 @@ mod tests {
         round_trips(IdType::CODES, IdType::code, IdType::from_code);
         round_trips(RelationshipKind::CODES, RelationshipKind::code, RelationshipKind::from_code);
         round_trips(AssignmentAction::CODES, AssignmentAction::code, AssignmentAction::from_code);
+        round_trips(UpsertOutcome::CODES, UpsertOutcome::code, UpsertOutcome::from_code);
         round_trips(ChangeKind::CODES, ChangeKind::code, ChangeKind::from_code);
         round_trips(PartyStatus::CODES, PartyStatus::code, PartyStatus::from_code);
         round_trips(SuspectStatus::CODES, SuspectStatus::code, SuspectStatus::from_code);

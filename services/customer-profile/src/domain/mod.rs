@@ -63,7 +63,7 @@ pub mod record;
 pub mod survivorship;
 
 pub use assign::{Assigned, AssignmentChange, apply_change};
-pub use codes::{AssignmentAction, ChangeKind, PartyStatus, RelationshipKind, SuspectStatus};
+pub use codes::{AssignmentAction, ChangeKind, PartyStatus, RelationshipKind, SuspectStatus, UpsertOutcome};
 pub use customer_number::{CustomerNumber, customer_number, is_valid_customer_number};
 pub use golden::{Survived, changed_attributes, history_changes, survive};
 pub use id::{Date, Gender, IdType, match_key, normalize_id_number};

@@ -44,7 +44,7 @@ pub(super) async fn assign_customers(
     let entries: Vec<_> =
         rows.iter().map(|a| viewer.audit("customer.assign", Some(&a.customer_number), details.clone())).collect();
     api.audit(&entries).await?;
-    Ok(Response::new(pb::AssignCustomersResponse { assignments: rows.iter().map(store::assignment_to_pb).collect() }))
+    Ok(Response::new(pb::AssignCustomersResponse { assignments: rows.iter().map(pb::Assignment::from).collect() }))
 }
 
 pub(super) async fn recall_customers(
@@ -69,7 +69,7 @@ pub(super) async fn recall_customers(
     let entries: Vec<_> =
         rows.iter().map(|a| viewer.audit("customer.recall", Some(&a.customer_number), details.clone())).collect();
     api.audit(&entries).await?;
-    Ok(Response::new(pb::RecallCustomersResponse { assignments: rows.iter().map(store::assignment_to_pb).collect() }))
+    Ok(Response::new(pb::RecallCustomersResponse { assignments: rows.iter().map(pb::Assignment::from).collect() }))
 }
 
 pub(super) async fn list_assignment_history(

@@ -119,7 +119,7 @@ impl Import {
             self.outcomes[i as usize] = Some(pb::ImportOutcome {
                 index: i,
                 key,
-                outcome: r.outcome as i32,
+                outcome: pb::UpsertOutcome::from(r.outcome) as i32,
                 customer_number: r.customer_number,
                 quality_flags: r.quality_flags,
                 violations: vec![],

@@ -47,7 +47,7 @@ pub(super) async fn get_customer360(
         asset_totals,
         extended_attributes: view.extended.into_iter().collect(),
         customer: Some(convert::customer(view.customer, api.reveal(&viewer))),
-        assignment: view.assignment.as_ref().map(store::assignment_to_pb),
+        assignment: view.assignment.as_ref().map(pb::Assignment::from),
         relationships: view.relationships.into_iter().map(pb::Relationship::from).collect(),
         recent_changes: view.recent_changes.into_iter().map(pb::CustomerChange::from).collect(),
         open_suspect_pairs: view.open_suspect_pairs as i32,

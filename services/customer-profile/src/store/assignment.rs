@@ -99,8 +99,8 @@ pub async fn change_assignments(
             EVENT_SOURCE,
             &survivor,
             &pb::CustomerAssigned {
-                action: assignment_action(action.code()) as i32,
-                assignment: Some(assignment_to_pb(&row)),
+                action: pb::AssignmentAction::from(action) as i32,
+                assignment: Some(pb::Assignment::from(&row)),
             },
             actor,
         )
@@ -109,27 +109,6 @@ pub async fn change_assignments(
     }
     tx.commit().await?;
     Ok(out)
-}
-
-/// The proto form of an action code.
-pub fn assignment_action(code: &str) -> pb::AssignmentAction {
-    match code {
-        "ASSIGN" => pb::AssignmentAction::Assign,
-        "ADJUST" => pb::AssignmentAction::Adjust,
-        "RECALL" => pb::AssignmentAction::Recall,
-        _ => pb::AssignmentAction::Unspecified,
-    }
-}
-
-/// The proto form of an assignment.
-pub fn assignment_to_pb(a: &AssignmentRow) -> pb::Assignment {
-    pb::Assignment {
-        customer_number: a.customer_number.clone(),
-        home_org_id: a.home_org_id.clone().unwrap_or_default(),
-        primary_rm_id: a.primary_rm_id.clone().unwrap_or_default(),
-        related_rm_ids: a.related_rm_ids.clone(),
-        update_time: a.updated_at.map(crm_platform::convert::timestamp),
-    }
 }
 
 /// One stored assignment change.

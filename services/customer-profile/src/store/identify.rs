@@ -16,7 +16,7 @@ use super::{
     customer_number_of, history, lock_key, party_kind_code, search_form, stored_identity, writer,
 };
 use crate::domain::placement::{Before, Placement, place};
-use crate::domain::{IdentityKey, TrustTable, ValidatedRecord};
+use crate::domain::{IdentityKey, TrustTable, UpsertOutcome, ValidatedRecord};
 use crate::error::Result;
 use crate::pii::PiiCipher;
 
@@ -26,7 +26,7 @@ pub struct UpsertResult {
     /// The record's customer after the upsert.
     pub customer_number: String,
     /// Created, updated or unchanged.
-    pub outcome: pb::UpsertOutcome,
+    pub outcome: UpsertOutcome,
     /// Flags of the accepted record.
     pub quality_flags: Vec<String>,
     /// Customers absorbed into `customer_number`.
@@ -124,7 +124,7 @@ pub async fn upsert_in(
         // A replay or an out-of-order older update: nothing changes.
         return Ok(UpsertResult {
             customer_number: customer_number_of(tx, e.party_id).await?,
-            outcome: pb::UpsertOutcome::Unchanged,
+            outcome: UpsertOutcome::Unchanged,
             quality_flags: flags,
             absorbed: vec![],
         });
@@ -338,7 +338,7 @@ pub async fn upsert_in(
 
     Ok(UpsertResult {
         customer_number: target_number,
-        outcome: if existing.is_some() { pb::UpsertOutcome::Updated } else { pb::UpsertOutcome::Created },
+        outcome: if existing.is_some() { UpsertOutcome::Updated } else { UpsertOutcome::Created },
         quality_flags: flags,
         absorbed,
     })

@@ -53,10 +53,7 @@ mod view360;
 mod writer;
 
 pub use access::*;
-pub use assignment::{
-    AssignmentChange, AssignmentHistoryRow, AssignmentRow, assignment_action, assignment_history, assignment_to_pb,
-    change_assignments,
-};
+pub use assignment::{AssignmentChange, AssignmentHistoryRow, AssignmentRow, assignment_history, change_assignments};
 pub use bulk::{PreparedRecord, upsert_prepared_in};
 /// An entry of the kit's audit trail (its subject is the customer number).
 pub use crm_platform::audit::Entry as AuditEntry;

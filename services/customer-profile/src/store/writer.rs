@@ -90,12 +90,12 @@ pub(super) fn completed_audits(results: &[UpsertResult], audits: &[Option<AuditE
     results
         .iter()
         .zip(audits)
-        .filter(|(r, _)| r.outcome != crm_proto::crm::customer::v1::UpsertOutcome::Unchanged)
+        .filter(|(r, _)| r.outcome != crate::domain::UpsertOutcome::Unchanged)
         .filter_map(|(r, a)| {
             let mut entry = a.clone()?;
             entry.subject = Some(r.customer_number.clone());
             if let Some(details) = entry.details.as_object_mut() {
-                details.insert("outcome".into(), r.outcome.as_str_name().into());
+                details.insert("outcome".into(), format!("UPSERT_OUTCOME_{}", r.outcome.code()).into());
             }
             Some(entry)
         })

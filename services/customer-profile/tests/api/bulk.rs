@@ -208,7 +208,7 @@ async fn a_bulk_batch_that_repeats_a_replay_changes_nothing() {
     let first = store::upsert_batch(&pool, &trust(), &pii, &prepared, None, &[]).await.unwrap();
     let before = snapshot(&pool).await;
     let again = store::upsert_batch(&pool, &trust(), &pii, &prepared, None, &[]).await.unwrap();
-    assert!(again.iter().all(|r| r.outcome == pb::UpsertOutcome::Unchanged));
+    assert!(again.iter().all(|r| r.outcome == customer_profile::domain::UpsertOutcome::Unchanged));
     let numbers = |rs: &[UpsertResult]| rs.iter().map(|r| r.customer_number.clone()).collect::<Vec<_>>();
     assert_eq!(numbers(&again), numbers(&first));
     assert_eq!(snapshot(&pool).await, before);
@@ -236,10 +236,10 @@ async fn a_batch_hands_its_transaction_back_with_the_default_planner_settings() 
     // Writing runs (new customers), then a replay of them (nothing written): statements
     // that follow in the transaction, such as the caller's audit entries, plan as usual.
     let first = store::upsert_prepared_in(&mut tx, &trust(), &pii, &prepared, None).await.unwrap();
-    assert!(first.iter().any(|r| r.outcome == pb::UpsertOutcome::Created));
+    assert!(first.iter().any(|r| r.outcome == customer_profile::domain::UpsertOutcome::Created));
     assert_eq!(planner_settings(&mut tx).await, defaults);
     let again = store::upsert_prepared_in(&mut tx, &trust(), &pii, &prepared, None).await.unwrap();
-    assert!(again.iter().all(|r| r.outcome == pb::UpsertOutcome::Unchanged));
+    assert!(again.iter().all(|r| r.outcome == customer_profile::domain::UpsertOutcome::Unchanged));
     assert_eq!(planner_settings(&mut tx).await, defaults);
     tx.commit().await.unwrap();
 }

@@ -58,7 +58,7 @@ pub(super) async fn apply_run(
     let known = &stored.identities;
     let unchanged = |r: &PreparedRecord| UpsertResult {
         customer_number: existing_of(r).map(|e| e.customer_number.clone()).unwrap_or_default(),
-        outcome: pb::UpsertOutcome::Unchanged,
+        outcome: crate::domain::UpsertOutcome::Unchanged,
         quality_flags: r.flags.clone(),
         absorbed: vec![],
     };
@@ -224,7 +224,11 @@ pub(super) async fn apply_run(
         written.push((r, party.party_id));
         results.push(UpsertResult {
             customer_number: party.customer_number.clone(),
-            outcome: if existing_of(r).is_some() { pb::UpsertOutcome::Updated } else { pb::UpsertOutcome::Created },
+            outcome: if existing_of(r).is_some() {
+                crate::domain::UpsertOutcome::Updated
+            } else {
+                crate::domain::UpsertOutcome::Created
+            },
             quality_flags: r.flags.clone(),
             absorbed: vec![],
         });
