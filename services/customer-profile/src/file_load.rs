@@ -128,6 +128,26 @@ fn header(line: &str) -> std::result::Result<Vec<&'static str>, String> {
     Ok(columns)
 }
 
+/// A raw line's text as the loader reads it: a trailing `\r` and leading byte-order
+/// marks dropped; `Ok(None)` for a blank or comment line; `Err` when it is not UTF-8.
+fn line_text(raw: &[u8]) -> std::result::Result<Option<&str>, String> {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let line = std::str::from_utf8(raw).map_err(|e| format!("is not valid UTF-8 (byte {})", e.valid_up_to() + 1))?;
+    let line = line.trim_start_matches('\u{feff}');
+    Ok((!line.trim().is_empty() && !line.starts_with('#')).then_some(line))
+}
+
+/// One raw data line (the bytes between two `\n`) after the header gave `columns`, as
+/// the loader reads it: `Ok(None)` for a blank or comment line, else the record (still
+/// to be validated like any `UpsertSourceRecord`) or the reason the line is rejected.
+pub fn parse_raw_line(columns: &[&'static str], raw: &[u8]) -> std::result::Result<Option<pb::SourceRecord>, String> {
+    match line_text(raw) {
+        Ok(Some(line)) => parse_line(columns, line).map(Some),
+        Ok(None) => Ok(None),
+        Err(reason) => Err(format!("line {reason}")),
+    }
+}
+
 /// One data line as a record, or why it cannot be read.
 fn parse_line(columns: &[&'static str], line: &str) -> std::result::Result<pb::SourceRecord, String> {
     let fields = split_fields(line);
@@ -237,8 +257,8 @@ pub async fn load_file(
     let reader = BufReader::new(std::fs::File::open(path).map_err(io)?);
     let mut columns: Option<Vec<&'static str>> = None;
     let today = crate::grpc::today();
-    // A line that is not UTF-8 is carried as its rejection reason.
-    let mut batch: Vec<(i64, std::result::Result<String, String>)> = Vec::with_capacity(chunk);
+    // A line that cannot be read is carried as its rejection reason.
+    let mut batch: Vec<(i64, std::result::Result<pb::SourceRecord, String>)> = Vec::with_capacity(chunk);
     let mut last_line = 0i64;
     // Two stages: while one chunk is written to the database, the next is parsed,
     // validated and encrypted. Chunks still commit one after another, in file order.
@@ -252,53 +272,39 @@ pub async fn load_file(
     };
     for (i, raw) in reader.split(b'\n').enumerate() {
         let line_no = i as i64 + 1;
-        let mut raw = raw.map_err(io)?;
-        if raw.last() == Some(&b'\r') {
-            raw.pop();
-        }
-        let line = match String::from_utf8(raw) {
-            Ok(line) => line,
-            Err(e) => {
-                let reason = format!("is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to() + 1);
-                if columns.is_none() {
-                    return Err(Error::FailedPrecondition(format!("line {line_no}: {reason}")));
-                }
-                last_line = line_no;
-                if line_no > done {
-                    batch.push((line_no, Err(format!("line {reason}"))));
-                }
-                continue;
-            }
-        };
-        let line = line.trim_start_matches('\u{feff}');
-        if line.trim().is_empty() || line.starts_with('#') {
-            last_line = line_no;
-            continue;
-        }
-        let Some(cols) = &columns else {
-            columns = Some(header(line).map_err(|e| Error::FailedPrecondition(format!("line {line_no}: {e}")))?);
-            last_line = line_no;
-            continue;
-        };
+        let raw = raw.map_err(io)?;
         last_line = line_no;
+        let Some(cols) = &columns else {
+            let line = line_text(&raw).map_err(|e| Error::FailedPrecondition(format!("line {line_no}: {e}")))?;
+            if let Some(line) = line {
+                columns = Some(header(line).map_err(|e| Error::FailedPrecondition(format!("line {line_no}: {e}")))?);
+            }
+            continue;
+        };
         if line_no <= done {
             continue;
         }
-        batch.push((line_no, Ok(line.to_string())));
+        let parsed = match parse_raw_line(cols, &raw) {
+            Ok(None) => continue,
+            Ok(Some(record)) => Ok(record),
+            Err(reason) => Err(reason),
+        };
+        batch.push((line_no, parsed));
         if batch.len() >= chunk {
-            let prepared = prepare_chunk(cols, &batch, today, pii, line_no);
-            batch.clear();
+            let prepared = prepare_chunk(std::mem::replace(&mut batch, Vec::with_capacity(chunk)), today, pii, line_no);
             if let Some(previous) = writing.take() {
                 report.add(join(previous).await?);
             }
             writing = Some(tokio::spawn(ctx.clone().write(prepared)));
         }
     }
-    let cols = columns.ok_or_else(|| Error::FailedPrecondition("the file has no header line".into()))?;
+    if columns.is_none() {
+        return Err(Error::FailedPrecondition("the file has no header line".into()));
+    }
     if let Some(previous) = writing.take() {
         report.add(join(previous).await?);
     }
-    let prepared = prepare_chunk(&cols, &batch, today, pii, last_line.max(done));
+    let prepared = prepare_chunk(batch, today, pii, last_line.max(done));
     report.add(ctx.write(prepared).await?);
     sqlx::query("UPDATE file_load SET status = 'DONE', finished_at = now() WHERE load_id = $1")
         .bind(load_id)
@@ -329,19 +335,15 @@ impl LoadReport {
 }
 
 fn prepare_chunk(
-    columns: &[&'static str],
-    lines: &[(i64, std::result::Result<String, String>)],
+    lines: Vec<(i64, std::result::Result<pb::SourceRecord, String>)>,
     today: Date,
     pii: &PiiCipher,
     done_through: i64,
 ) -> Chunk {
     let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
+    let count = lines.len() as i64;
     for (line_no, line) in lines {
-        let parsed = match line {
-            Ok(line) => parse_line(columns, line),
-            Err(reason) => Err(reason.clone()),
-        };
-        let outcome = parsed.and_then(|r| {
+        let outcome = line.and_then(|r| {
             crate::grpc::validate_record(Some(r), today).map_err(|v| {
                 v.iter()
                     .map(|(f, d)| format!("{}: {d}", f.trim_start_matches("record.")))
@@ -351,10 +353,10 @@ fn prepare_chunk(
         });
         match outcome {
             Ok(validated) => accepted.push(crate::store::PreparedRecord::new(pii, validated)),
-            Err(reason) => rejected.push((*line_no, reason)),
+            Err(reason) => rejected.push((line_no, reason)),
         }
     }
-    Chunk { lines: lines.len() as i64, accepted, rejected, done_through }
+    Chunk { lines: count, accepted, rejected, done_through }
 }
 
 /// What writing a chunk needs, owned so that it can run beside the parsing.
@@ -463,5 +465,21 @@ mod tests {
         ] {
             assert!(parse_line(&cols, line).unwrap_err().contains(reason), "{line}");
         }
+    }
+
+    #[test]
+    fn raw_lines_are_read_as_the_loader_reads_them() {
+        let cols = header("source_system|source_customer_id|source_version|party_kind|id_type|id_number|name")
+            .expect("header");
+        let line = "CORE|C-1|3|PERSONAL|RESIDENT_ID|11010519491231002X|张伟";
+        let record = parse_line(&cols, line).expect("parses");
+        for raw in [line.to_string(), format!("{line}\r"), format!("\u{feff}{line}")] {
+            assert_eq!(parse_raw_line(&cols, raw.as_bytes()), Ok(Some(record.clone())), "{raw:?}");
+        }
+        for blank in ["", "\r", "   ", "# a comment", "\u{feff}# a comment"] {
+            assert_eq!(parse_raw_line(&cols, blank.as_bytes()), Ok(None), "{blank:?}");
+        }
+        assert_eq!(parse_raw_line(&cols, b"CORE|\xff"), Err("line is not valid UTF-8 (byte 6)".to_string()));
+        assert_eq!(parse_raw_line(&cols, b"CORE|C-1"), Err("expected 7 fields, found 2".to_string()));
     }
 }
