@@ -74,7 +74,7 @@ pub fn to_line(r: &pb::SourceRecord) -> String {
         _ => "",
     };
     let birth = r.birth_date.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)).unwrap_or_default();
-    [
+    let mut line = [
         escape(&key.source_system),
         escape(&key.source_customer_id),
         r.source_version.to_string(),
@@ -90,7 +90,12 @@ pub fn to_line(r: &pb::SourceRecord) -> String {
         escape(&r.address),
         escape(&r.occupation),
     ]
-    .join("|")
+    .join("|");
+    // A line starting `#` or with a byte-order mark would read as a comment or lose it.
+    if line.starts_with(['#', '\u{feff}']) {
+        line.insert(0, '\\');
+    }
+    line
 }
 
 /// Splits a line at unescaped `|`; `\|` is a literal pipe and `\\` a backslash.
@@ -418,6 +423,18 @@ mod tests {
             let mut r = r;
             r.address = "1|2 \\ road".into();
             assert_eq!(parse_line(&cols, &to_line(&r)).expect("parses"), r);
+        }
+    }
+
+    #[test]
+    fn a_first_value_that_looks_like_a_comment_or_a_byte_order_mark_is_written_escaped() {
+        let cols = header(&header_line()).expect("header");
+        let mut r = crate::sample::generate(1, 1).remove(0);
+        for first in ["#X", "\u{feff}X"] {
+            r.key.get_or_insert_with(Default::default).source_system = first.into();
+            let line = to_line(&r);
+            assert!(line.starts_with('\\'), "{line}");
+            assert_eq!(parse_raw_line(&cols, line.as_bytes()), Ok(Some(r.clone())), "{line}");
         }
     }
 
