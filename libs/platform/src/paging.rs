@@ -73,7 +73,8 @@ fn key_of(list: &str, token: &str) -> Option<i64> {
     let text = std::str::from_utf8(&raw).ok()?;
     let (issuer, key) = text.split_once(':')?;
     (issuer == list).then_some(())?;
-    key.parse::<i64>().ok().filter(|k| *k > 0)
+    // Only the spelling `token` writes: `+42` or `042` were never issued.
+    key.parse::<i64>().ok().filter(|k| *k > 0 && k.to_string() == key)
 }
 
 #[cfg(test)]
@@ -118,6 +119,8 @@ mod tests {
             "not base64!".to_string(),
             URL_SAFE_NO_PAD.encode("history:"),
             URL_SAFE_NO_PAD.encode("history:9999999999999999999999"),
+            URL_SAFE_NO_PAD.encode("history:+42"),
+            URL_SAFE_NO_PAD.encode("history:042"),
             URL_SAFE_NO_PAD.encode([0xff, 0xfe, b':', b'1']),
             "x".repeat(10_000),
         ];

@@ -140,7 +140,7 @@ pub fn to_line(r: &pb::SourceRecord) -> String {
     let id_type = from_wire::<pb::IdType, IdType>(r.id_type).map(IdType::code).unwrap_or_default();
     let gender = from_wire::<pb::Gender, Gender>(r.gender).map(Gender::code).unwrap_or_default();
     let birth = r.birth_date.map(|d| format!("{:04}-{:02}-{:02}", d.year, d.month, d.day)).unwrap_or_default();
-    [
+    let mut line = [
         escape(&key.source_system),
         escape(&key.source_customer_id),
         r.source_version.to_string(),
@@ -156,7 +156,12 @@ pub fn to_line(r: &pb::SourceRecord) -> String {
         escape(&r.address),
         escape(&r.occupation),
     ]
-    .join("|")
+    .join("|");
+    // A line starting `#` or with a byte-order mark would read as a comment or lose it.
+    if line.starts_with(['#', '\u{feff}']) {
+        line.insert(0, '\\');
+    }
+    line
 }
 
 /// Splits a line at unescaped `|`; `\|` is a literal pipe and `\\` a backslash.
@@ -192,6 +197,30 @@ fn header(line: &str) -> std::result::Result<Vec<&'static str>, String> {
         }
     }
     Ok(columns)
+}
+
+/// A decoded line's text as the loader reads it: leading byte-order marks dropped;
+/// `None` for a blank or comment line.
+fn line_text(line: &str) -> Option<&str> {
+    let line = line.trim_start_matches('\u{feff}');
+    (!line.trim().is_empty() && !line.starts_with('#')).then_some(line)
+}
+
+/// One raw data line (the bytes between two `\n`) after the header gave `columns`, as
+/// the loader reads it in `encoding`: `Ok(None)` for a blank or comment line, else the
+/// record (still to be validated like any `UpsertSourceRecord`) or the reason the line
+/// is rejected.
+pub fn parse_raw_line(
+    columns: &[&'static str],
+    raw: &[u8],
+    encoding: FileEncoding,
+) -> std::result::Result<Option<pb::SourceRecord>, String> {
+    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+    let line = encoding.decode(raw.to_vec()).map_err(|reason| format!("line {reason}"))?;
+    match line_text(&line) {
+        Some(line) => parse_line(columns, line).map(Some),
+        None => Ok(None),
+    }
 }
 
 /// One data line as a record, or why it cannot be read.
@@ -301,7 +330,7 @@ pub async fn load_file_encoded(
     let mut columns: Option<Vec<&'static str>> = None;
     let mut encoding_in_use = encoding.unwrap_or_default();
     // A line that does not decode is carried as its rejection reason.
-    let mut batch: Vec<(i64, std::result::Result<String, String>)> = Vec::with_capacity(chunk);
+    let mut batch: Vec<(i64, std::result::Result<pb::SourceRecord, String>)> = Vec::with_capacity(chunk);
     let mut last_line = 0i64;
     // Two stages: while one chunk is written to the database, the next is parsed,
     // validated and encrypted. Chunks still commit one after another, in file order.
@@ -336,29 +365,17 @@ pub async fn load_file_encoded(
                 raw.drain(..GB18030_BOM.len());
             }
         }
-        let line = match encoding_in_use.decode(raw) {
-            Ok(line) => line,
-            Err(reason) => {
-                if columns.is_none() {
-                    return Err(Error::FailedPrecondition(format!(
-                        "line {line_no}: {reason}; a file in another encoding names it on its first line \
-                         (`# encoding: gb18030`) or in the command (`--encoding gb18030`)"
-                    )));
-                }
-                last_line = line_no;
-                if line_no > done {
-                    batch.push((line_no, Err(format!("line {reason}"))));
-                }
-                continue;
-            }
-        };
-        let line = line.trim_start_matches('\u{feff}');
-        if line.trim().is_empty() || line.starts_with('#') {
-            last_line = line_no;
-            continue;
-        }
         let Some(cols) = &columns else {
-            columns = Some(header(line).map_err(|e| Error::FailedPrecondition(format!("line {line_no}: {e}")))?);
+            // The header: in the file's encoding, like every line.
+            let line = encoding_in_use.decode(raw).map_err(|reason| {
+                Error::FailedPrecondition(format!(
+                    "line {line_no}: {reason}; a file in another encoding names it on its first line \
+                     (`# encoding: gb18030`) or in the command (`--encoding gb18030`)"
+                ))
+            })?;
+            if let Some(line) = line_text(&line) {
+                columns = Some(header(line).map_err(|e| Error::FailedPrecondition(format!("line {line_no}: {e}")))?);
+            }
             last_line = line_no;
             continue;
         };
@@ -366,21 +383,27 @@ pub async fn load_file_encoded(
         if line_no <= done {
             continue;
         }
-        batch.push((line_no, Ok(line.to_string())));
+        let parsed = match parse_raw_line(cols, &raw, encoding_in_use) {
+            Ok(None) => continue,
+            Ok(Some(record)) => Ok(record),
+            Err(reason) => Err(reason),
+        };
+        batch.push((line_no, parsed));
         if batch.len() >= chunk {
-            let prepared = prepare_chunk(cols, &batch, pii, line_no);
-            batch.clear();
+            let prepared = prepare_chunk(std::mem::replace(&mut batch, Vec::with_capacity(chunk)), pii, line_no);
             if let Some(previous) = writing.take() {
                 report.add(join(previous).await?);
             }
             writing = Some(tokio::spawn(ctx.clone().write(prepared)));
         }
     }
-    let cols = columns.ok_or_else(|| Error::FailedPrecondition("the file has no header line".into()))?;
+    if columns.is_none() {
+        return Err(Error::FailedPrecondition("the file has no header line".into()));
+    }
     if let Some(previous) = writing.take() {
         report.add(join(previous).await?);
     }
-    let prepared = prepare_chunk(&cols, &batch, pii, last_line.max(done));
+    let prepared = prepare_chunk(batch, pii, last_line.max(done));
     report.add(ctx.write(prepared).await?);
     sqlx::query("UPDATE file_load SET status = 'DONE', finished_at = now() WHERE load_id = $1")
         .bind(load_id)
@@ -411,27 +434,23 @@ impl LoadReport {
 }
 
 fn prepare_chunk(
-    columns: &[&'static str],
-    lines: &[(i64, std::result::Result<String, String>)],
+    lines: Vec<(i64, std::result::Result<pb::SourceRecord, String>)>,
     pii: &PiiCipher,
     done_through: i64,
 ) -> Chunk {
     let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
-    for (line_no, line) in lines {
-        let parsed = match line {
-            Ok(line) => parse_line(columns, line),
-            Err(reason) => Err(reason.clone()),
-        };
+    let count = lines.len() as i64;
+    for (line_no, parsed) in lines {
         let outcome = parsed.and_then(|r| {
             ValidatedRecord::try_from(r)
                 .map_err(|v| v.iter().map(|(f, d)| format!("{f}: {d}")).collect::<Vec<_>>().join("; "))
         });
         match outcome {
             Ok(validated) => accepted.push(crate::store::PreparedRecord::new(pii, validated)),
-            Err(reason) => rejected.push((*line_no, reason)),
+            Err(reason) => rejected.push((line_no, reason)),
         }
     }
-    Chunk { lines: lines.len() as i64, accepted, rejected, done_through }
+    Chunk { lines: count, accepted, rejected, done_through }
 }
 
 /// What writing a chunk needs, owned so that it can run beside the parsing.
@@ -575,5 +594,21 @@ mod tests {
         ] {
             assert!(parse_line(&cols, line).unwrap_err().contains(reason), "{line}");
         }
+    }
+
+    #[test]
+    fn raw_lines_are_read_as_the_loader_reads_them() {
+        let cols = header("source_system|source_customer_id|source_version|party_kind|id_type|id_number|name")
+            .expect("header");
+        let line = "CORE|C-1|3|PERSONAL|RESIDENT_ID|11010519491231002X|张伟";
+        let record = parse_line(&cols, line).expect("parses");
+        for raw in [line.to_string(), format!("{line}\r"), format!("\u{feff}{line}")] {
+            assert_eq!(parse_raw_line(&cols, raw.as_bytes(), FileEncoding::Utf8), Ok(Some(record.clone())), "{raw:?}");
+        }
+        for blank in ["", "\r", "   ", "# a comment", "\u{feff}# a comment"] {
+            assert_eq!(parse_raw_line(&cols, blank.as_bytes(), FileEncoding::Utf8), Ok(None), "{blank:?}");
+        }
+        assert_eq!(parse_raw_line(&cols, b"CORE|\xff", FileEncoding::Utf8), Err("line is not valid UTF-8 (byte 6)".to_string()));
+        assert_eq!(parse_raw_line(&cols, b"CORE|C-1", FileEncoding::Utf8), Err("expected 7 fields, found 2".to_string()));
     }
 }

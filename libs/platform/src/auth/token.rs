@@ -242,10 +242,11 @@ pub(crate) fn check_claims(
     issuer: &str,
     audience: &str,
 ) -> Result<(), TokenError> {
-    if claims.exp + leeway <= now {
+    // Saturating: signed claims may hold any i64 (an overflow panicked in debug builds).
+    if claims.exp.saturating_add(leeway) <= now {
         return Err(TokenError::Expired);
     }
-    if claims.iat - leeway > now {
+    if claims.iat.saturating_sub(leeway) > now {
         return Err(TokenError::NotYetValid);
     }
     if claims.iss != issuer {
@@ -349,6 +350,17 @@ mod tests {
         for (now, iss, aud, expected) in cases {
             assert_eq!(&check_claims(&c, *now, 30, iss, aud), expected, "now={now} iss={iss} aud={aud}");
         }
+    }
+
+    #[test]
+    fn times_at_the_ends_of_the_range_are_checked_without_overflow() {
+        let mut c = claims(1_000);
+        (c.iat, c.exp) = (i64::MIN, i64::MAX);
+        assert_eq!(check_claims(&c, 1_000, 30, "crm-identity", "crm"), Ok(()));
+        (c.iat, c.exp) = (i64::MAX, i64::MIN);
+        assert_eq!(check_claims(&c, 1_000, 30, "crm-identity", "crm"), Err(TokenError::Expired));
+        c.exp = i64::MAX;
+        assert_eq!(check_claims(&c, 1_000, 30, "crm-identity", "crm"), Err(TokenError::NotYetValid));
     }
 
     #[test]

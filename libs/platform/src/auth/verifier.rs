@@ -157,7 +157,7 @@ impl Verifier {
     }
 
     fn check_time_and_revocation(&self, claims: &Claims, now: i64) -> Result<(), TokenError> {
-        if claims.exp + self.settings.leeway_s <= now {
+        if claims.exp.saturating_add(self.settings.leeway_s) <= now {
             return Err(TokenError::Expired);
         }
         let revoked = self.revoked.read().map(|r| r.get(&claims.sub).copied()).unwrap_or(None);

@@ -233,6 +233,10 @@ pub fn inspect_resident_id(normalized: &str) -> Result<ResidentIdInfo, ResidentI
     let n = normalized.chars().count();
     let (date_digits, seq_digit) = match n {
         18 => {
+            // Split by bytes below: 18 characters are 18 bytes only when all are ASCII.
+            if !normalized.is_ascii() {
+                return Err(ResidentIdProblem::NotDigits);
+            }
             let (body, last) = normalized.split_at(17);
             if !body.bytes().all(|b| b.is_ascii_digit()) || !(last == "X" || last.bytes().all(|b| b.is_ascii_digit())) {
                 return Err(ResidentIdProblem::NotDigits);
@@ -340,6 +344,7 @@ mod tests {
             ("110105194913310021", ResidentIdProblem::BadBirthDate),
             ("11010519490229002X", ResidentIdProblem::BadBirthDate),
             ("1101051949123100AX", ResidentIdProblem::NotDigits),
+            ("110105194912310缐2X", ResidentIdProblem::NotDigits), // 18 characters, 20 bytes
             ("110105491331002", ResidentIdProblem::BadBirthDate),
             ("1101054912310", ResidentIdProblem::BadLength(13)),
         ];

@@ -172,6 +172,9 @@ pub fn validate(mut record: SourceRecord, today: Date) -> Result<ValidatedRecord
         let len = normalized.chars().count();
         if len == 15 || len == 18 {
             match inspect_resident_id(&normalized) {
+                Ok(info) if info.birth_date > today => {
+                    reject("id_number", "the birth date in the resident ID lies in the future".into())
+                }
                 Ok(info) => {
                     match record.birth_date {
                         Some(d) if d != info.birth_date => {
@@ -268,10 +271,11 @@ mod tests {
         r.source_version = -1;
         assert_eq!(fields(validate(r, today())), ["source_system", "source_version", "name", "id_number"]);
 
-        let table: [(&str, &str); 4] = [
-            ("11010519491331002X", "id_number"), // no 13th month
-            ("1101051949123100AX", "id_number"), // letters
-            ("110105491331002", "id_number"),    // 15 digits, no 13th month
+        let table: [(&str, &str); 5] = [
+            ("11010519491331002X", "id_number"),  // no 13th month
+            ("1101051949123100AX", "id_number"),  // letters
+            ("110105194912310缐2X", "id_number"), // 18 characters, not all ASCII
+            ("110105491331002", "id_number"),     // 15 digits, no 13th month
             ("", "id_number"),
         ];
         for (id, field) in table {
@@ -297,6 +301,8 @@ mod tests {
         r.id_type = IdType::Passport;
         r.birth_date = Date::new(2030, 1, 1);
         assert_eq!(fields(validate(r, today())), ["birth_date"]);
+        // Also when only the resident ID says so (born 2050-01-01, check character valid).
+        assert_eq!(fields(validate(person("110105205001010019", "张伟"), today())), ["id_number"]);
     }
 
     #[test]
