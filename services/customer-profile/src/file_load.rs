@@ -608,7 +608,13 @@ mod tests {
         for blank in ["", "\r", "   ", "# a comment", "\u{feff}# a comment"] {
             assert_eq!(parse_raw_line(&cols, blank.as_bytes(), FileEncoding::Utf8), Ok(None), "{blank:?}");
         }
-        assert_eq!(parse_raw_line(&cols, b"CORE|\xff", FileEncoding::Utf8), Err("line is not valid UTF-8 (byte 6)".to_string()));
-        assert_eq!(parse_raw_line(&cols, b"CORE|C-1", FileEncoding::Utf8), Err("expected 7 fields, found 2".to_string()));
+        assert_eq!(
+            parse_raw_line(&cols, b"CORE|\xff", FileEncoding::Utf8),
+            Err("line is not valid UTF-8 (byte 6)".to_string())
+        );
+        assert_eq!(
+            parse_raw_line(&cols, b"CORE|C-1", FileEncoding::Utf8),
+            Err("expected 7 fields, found 2".to_string())
+        );
     }
 }
