@@ -135,3 +135,23 @@ impl TestPlatform {
 fn bearer(token: &str) -> BearerToken {
     BearerToken::new(token).expect("a token issued by identity is a header value")
 }
+
+/// Runs `tests/python/<script>` with `env` under `$PYTHON` (default `python3`), prints
+/// its output, and answers whether it succeeded; fails the test when the Python
+/// packages of `tests/python/requirements.txt` are missing.
+pub async fn run_python(script: &str, env: Vec<(&'static str, String)>) -> bool {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("python").join(script);
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let output =
+        tokio::task::spawn_blocking(move || std::process::Command::new(python).arg(&script).envs(env).output())
+            .await
+            .expect("the Python runner did not panic")
+            .expect("python3 runs (set PYTHON to choose another interpreter)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{}{stderr}", String::from_utf8_lossy(&output.stdout));
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "the Python packages are missing: pip install -r tests/python/requirements.txt"
+    );
+    output.status.success()
+}

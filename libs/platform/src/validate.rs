@@ -42,6 +42,72 @@ pub fn text(v: &mut FieldViolations, field: &str, value: &str, max_chars: usize,
     }
 }
 
+/// The longest page token a request may carry (the kit's are far shorter).
+pub const MAX_PAGE_TOKEN_CHARS: usize = 256;
+
+/// The documented limits of one request, checked field by field: every bad field adds
+/// one violation, [`Check::done`] answers them all at once.
+#[derive(Debug, Default)]
+pub struct Check(FieldViolations);
+
+impl Check {
+    /// No violation yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A one-line text field of at most `max` characters.
+    pub fn line(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
+        text(&mut self.0, field, value, max, Lines::Single);
+        self
+    }
+
+    /// A text field that may hold tabs and line breaks, at most `max` characters.
+    pub fn lines(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
+        text(&mut self.0, field, value, max, Lines::Multi);
+        self
+    }
+
+    /// A secret (a password): any character but NUL, at most `max` characters.
+    pub fn secret(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
+        if value.chars().take(max + 1).count() > max {
+            self.0.add(field, format!("must be at most {max} characters"));
+        } else if value.contains('\0') {
+            self.0.add(field, "must not contain a NUL character");
+        }
+        self
+    }
+
+    /// A repeated text field: at most `max_count` entries of one line and `max_chars`
+    /// characters each.
+    pub fn list(&mut self, field: &str, values: &[String], max_count: usize, max_chars: usize) -> &mut Self {
+        if values.len() > max_count {
+            self.0.add(field, format!("must hold at most {max_count} entries"));
+        } else {
+            for (i, value) in values.iter().enumerate() {
+                self.line(&format!("{field}[{i}]"), value, max_chars);
+            }
+        }
+        self
+    }
+
+    /// The request's `page_token`.
+    pub fn page_token(&mut self, value: &str) -> &mut Self {
+        self.line("page_token", value, MAX_PAGE_TOKEN_CHARS)
+    }
+
+    /// A violation the checks above do not express.
+    pub fn add(&mut self, field: &str, description: impl Into<String>) -> &mut Self {
+        self.0.add(field, description);
+        self
+    }
+
+    /// Every violation found, or `Ok` when there is none.
+    pub fn done(&mut self) -> Result<(), FieldViolations> {
+        std::mem::take(&mut self.0).into_result()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +140,22 @@ mod tests {
         assert!(!text(&mut v, "record.name", "bad\0", 10, Lines::Single));
         let fields: Vec<&str> = v.iter().map(|(f, _)| f).collect();
         assert_eq!(fields, vec!["record.name"]);
+    }
+
+    #[test]
+    fn a_check_collects_one_violation_per_bad_field() {
+        let many: Vec<String> = (0..3).map(|i| i.to_string()).collect();
+        let result = Check::new()
+            .line("name", "a\0b", 10)
+            .lines("note", "two\nlines", 20)
+            .secret("password", &"x".repeat(9), 8)
+            .list("roles", &many, 2, 5)
+            .list("tags", &["ok".to_string(), "x".repeat(6)], 5, 5)
+            .page_token(&"t".repeat(MAX_PAGE_TOKEN_CHARS + 1))
+            .add("set", "too many")
+            .done();
+        let fields: Vec<String> = result.unwrap_err().iter().map(|(f, _)| f.to_string()).collect();
+        assert_eq!(fields, ["name", "password", "roles", "tags[1]", "page_token", "set"]);
+        assert!(Check::new().line("name", "张伟", 2).secret("password", "tab\tok", 8).done().is_ok());
     }
 }

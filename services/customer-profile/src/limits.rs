@@ -8,7 +8,7 @@
 //! checks source records.
 
 use crm_platform::FieldViolations;
-use crm_platform::validate::{self, Lines};
+use crm_platform::validate::{self, Check, Lines};
 use crm_proto::crm::customer::v1 as pb;
 use pb::party_detail::Detail;
 
@@ -20,52 +20,12 @@ const ORG_ID: usize = 32;
 const SUBJECT: usize = 128;
 /// A free-text reason kept in the history.
 const REASON: usize = 500;
-/// A page token (opaque; ours are far shorter).
-const PAGE_TOKEN: usize = 256;
 /// Customers of one assignment or recall.
 pub const MAX_CUSTOMERS: usize = 1000;
 /// Related RMs of one assignment.
 pub const MAX_RELATED_RMS: usize = 20;
 /// Records of one import stream.
 pub const MAX_IMPORT_RECORDS: i64 = 10_000;
-
-/// Collects violations of one request.
-struct Check(FieldViolations);
-
-impl Check {
-    fn new() -> Self {
-        Self(FieldViolations::new())
-    }
-
-    fn line(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
-        validate::text(&mut self.0, field, value, max, Lines::Single);
-        self
-    }
-
-    fn lines(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
-        validate::text(&mut self.0, field, value, max, Lines::Multi);
-        self
-    }
-
-    fn list(&mut self, field: &str, values: &[String], max_count: usize, max_chars: usize) -> &mut Self {
-        if values.len() > max_count {
-            self.0.add(field, format!("must hold at most {max_count} entries"));
-        } else {
-            for (i, value) in values.iter().enumerate() {
-                self.line(&format!("{field}[{i}]"), value, max_chars);
-            }
-        }
-        self
-    }
-
-    fn page_token(&mut self, value: &str) -> &mut Self {
-        self.line("page_token", value, PAGE_TOKEN)
-    }
-
-    fn done(&mut self) -> Result<(), FieldViolations> {
-        std::mem::take(&mut self.0).into_result()
-    }
-}
 
 /// GetCustomer.
 pub fn get_customer(r: &pb::GetCustomerRequest) -> Result<(), FieldViolations> {
@@ -227,13 +187,13 @@ pub fn set_extended_attributes(r: &pb::SetExtendedAttributesRequest) -> Result<(
     let mut c = Check::new();
     c.line("customer_number", &r.customer_number, CUSTOMER_NUMBER);
     if r.set.len() + r.remove.len() > 100 {
-        c.0.add("set", "at most 100 changes per call");
+        c.add("set", "at most 100 changes per call");
         return c.done();
     }
     for (key, value) in &r.set {
         if validate::text_problem(key, 64, Lines::Single).is_some() {
             // Not echoed in the field path: it may be huge or unprintable.
-            c.0.add("set", "keys must be at most 64 characters without control characters");
+            c.add("set", "keys must be at most 64 characters without control characters");
         } else if crate::domain::details::valid_extended_key(key) {
             c.lines(&format!("set[{key}]"), value, 1000);
         }

@@ -8,7 +8,7 @@
 //! can belong to nobody fails as an unknown one does (UNAUTHENTICATED).
 
 use crm_platform::FieldViolations;
-use crm_platform::validate::{self, Lines};
+use crm_platform::validate::Check;
 use crm_proto::crm::identity::v1 as pb;
 
 /// An org id (1-32 letters, digits, '-' and '_').
@@ -27,48 +27,6 @@ pub const MAX_ROLES: usize = 50;
 pub const MAX_PERMISSIONS: usize = 100;
 /// A password (the password policy's maximum).
 const PASSWORD: usize = 128;
-/// A page token (opaque; ours are far shorter).
-const PAGE_TOKEN: usize = 256;
-
-/// Collects violations of one request.
-struct Check(FieldViolations);
-
-impl Check {
-    fn new() -> Self {
-        Self(FieldViolations::new())
-    }
-
-    fn line(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
-        validate::text(&mut self.0, field, value, max, Lines::Single);
-        self
-    }
-
-    /// A password: any character but NUL (control characters are the caller's
-    /// business in a secret), at most [`PASSWORD`] characters.
-    fn password(&mut self, field: &str, value: &str) -> &mut Self {
-        if value.chars().take(PASSWORD + 1).count() > PASSWORD {
-            self.0.add(field, format!("must be at most {PASSWORD} characters"));
-        } else if value.contains('\0') {
-            self.0.add(field, "must not contain a NUL character");
-        }
-        self
-    }
-
-    fn list(&mut self, field: &str, values: &[String], max_count: usize, max_chars: usize) -> &mut Self {
-        if values.len() > max_count {
-            self.0.add(field, format!("must hold at most {max_count} entries"));
-        } else {
-            for (i, value) in values.iter().enumerate() {
-                self.line(&format!("{field}[{i}]"), value, max_chars);
-            }
-        }
-        self
-    }
-
-    fn done(&mut self) -> Result<(), FieldViolations> {
-        std::mem::take(&mut self.0).into_result()
-    }
-}
 
 /// CreateOrg.
 pub fn create_org(r: &pb::CreateOrgRequest) -> Result<(), FieldViolations> {
@@ -124,7 +82,7 @@ pub fn create_user(r: &pb::CreateUserRequest) -> Result<(), FieldViolations> {
         .line("display_name", &r.display_name, NAME)
         .line("org_id", &r.org_id, ORG_ID)
         .list("role_codes", &r.role_codes, MAX_ROLES, ROLE_CODE)
-        .password("password", &r.password)
+        .secret("password", &r.password, PASSWORD)
         .done()
 }
 
@@ -154,7 +112,7 @@ pub fn enable_user(r: &pb::EnableUserRequest) -> Result<(), FieldViolations> {
 
 /// ResetPassword.
 pub fn reset_password(r: &pb::ResetPasswordRequest) -> Result<(), FieldViolations> {
-    Check::new().line("user_id", &r.user_id, USER_ID).password("new_password", &r.new_password).done()
+    Check::new().line("user_id", &r.user_id, USER_ID).secret("new_password", &r.new_password, PASSWORD).done()
 }
 
 /// UnlockUser.
@@ -182,7 +140,7 @@ pub fn list_audit_events(r: &pb::ListAuditEventsRequest) -> Result<(), FieldViol
     Check::new()
         .line("actor", &r.actor, LOGIN)
         .line("action", &r.action, 64)
-        .line("page_token", &r.page_token, PAGE_TOKEN)
+        .page_token(&r.page_token)
         .line("target", &r.target, 128)
         .done()
 }

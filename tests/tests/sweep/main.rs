@@ -13,11 +13,9 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use crm_system_tests::{ADMIN_PASSWORD, TestPlatform};
+use crm_system_tests::{ADMIN_PASSWORD, TestPlatform, run_python};
 use sqlx::PgPool;
 
 /// Whether a table records attempts (refused ones too) rather than what is stored.
@@ -70,22 +68,9 @@ async fn no_rpc_answers_internal_or_unknown_to_bad_input_and_nothing_of_it_is_st
     ];
     let before = settled_counts(&pools).await;
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/sweep.py");
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
     let addrs = format!("127.0.0.1:{},127.0.0.1:{}", platform.identity_port, platform.customers_port);
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(python).arg(&script).env("CRM_SWEEP_ADDRS", addrs).env("CRM_SWEEP_TOKEN", token).output()
-    })
-    .await
-    .unwrap()
-    .expect("python3 runs (set PYTHON to choose another interpreter)");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{}{stderr}", String::from_utf8_lossy(&output.stdout));
-    assert!(
-        !stderr.contains("ModuleNotFoundError"),
-        "the Python packages are missing: pip install -r tests/python/requirements.txt"
-    );
-    assert!(output.status.success(), "the sweep found INTERNAL or UNKNOWN answers (output above)");
+    let env = vec![("CRM_SWEEP_ADDRS", addrs), ("CRM_SWEEP_TOKEN", token)];
+    assert!(run_python("sweep.py", env).await, "the sweep found INTERNAL or UNKNOWN answers (output above)");
 
     let after = settled_counts(&pools).await;
     for (service, (before, after)) in ["identity", "customer-profile"].iter().zip(before.iter().zip(&after)) {
