@@ -5,7 +5,6 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly
 
-
 use crm_system_tests::{ADMIN_PASSWORD, TestPlatform, run_python};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
