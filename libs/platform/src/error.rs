@@ -118,6 +118,17 @@ impl FieldViolations {
         self.violations.extend(other.violations);
     }
 
+    /// The violations as the contracts carry them in a response (a rejected line or
+    /// stream message, where the call itself succeeds).
+    pub fn to_wire(&self) -> Vec<crm_proto::crm::common::v1::FieldViolation> {
+        self.iter()
+            .map(|(field, description)| crm_proto::crm::common::v1::FieldViolation {
+                field: field.into(),
+                description: description.into(),
+            })
+            .collect()
+    }
+
     /// `Ok(())` when empty, the violations otherwise.
     pub fn into_result(self) -> Result<(), FieldViolations> {
         if self.is_empty() { Ok(()) } else { Err(self) }

@@ -99,6 +99,41 @@ impl TestEnv {
         on_server(&[&format!("ALTER DATABASE \"{}\" WITH ALLOW_CONNECTIONS true", self.database)]).await;
     }
 
+    /// Publishes `message` on this test's exchange the way another service's relay
+    /// would (CloudEvents properties, routing key the message's type), and waits for
+    /// the broker's confirmation. Consumers bound before it receive it. Answers the
+    /// event's id (the `message_id` a consumer's inbox records).
+    pub async fn publish<M: prost::Name>(&self, source: &str, subject: &str, message: &M) -> String {
+        use lapin::options::BasicPublishOptions;
+        let settings = self.platform_settings(&[]);
+        let broker = crate::messaging::Broker::new(&settings.messaging, "test-publisher");
+        let channel = broker.channel().await.expect("broker channel");
+        let event = crate::messaging::envelope::OutgoingEvent {
+            id: uuid::Uuid::now_v7(),
+            event_type: M::full_name(),
+            source: source.into(),
+            subject: subject.into(),
+            payload: message.encode_to_vec(),
+            traceparent: None,
+            tracestate: None,
+            actor: None,
+            time: time::OffsetDateTime::now_utc(),
+        };
+        channel
+            .basic_publish(
+                self.exchange.clone().into(),
+                event.event_type.clone().into(),
+                BasicPublishOptions::default(),
+                &event.payload,
+                event.properties(),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("broker confirmation");
+        event.id.to_string()
+    }
+
     /// Drops the database, closing whatever is still connected to it. Tests leave theirs
     /// to `cargo xtask test` (a failed test's rows can be looked at); benchmarks drop
     /// theirs, gigabytes each.

@@ -3,7 +3,6 @@
 //! record stores nothing; an accepted one commits with its audit entry.
 
 use crm_platform::FieldViolations;
-use crm_proto::crm::common::v1 as common;
 use crm_proto::crm::customer::v1 as pb;
 use futures::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
@@ -89,13 +88,7 @@ impl Import {
             index: self.outcomes.len() as i64,
             key,
             outcome: pb::UpsertOutcome::Rejected as i32,
-            violations: violations
-                .iter()
-                .map(|(field, description)| common::FieldViolation {
-                    field: field.into(),
-                    description: description.into(),
-                })
-                .collect(),
+            violations: violations.to_wire(),
             ..Default::default()
         }));
     }

@@ -4,11 +4,9 @@
 use std::time::Duration;
 
 use crm_platform::auth::DataScope;
-use crm_platform::messaging::envelope::OutgoingEvent;
 use crm_proto::crm::customer::v1 as pb;
 use crm_proto::crm::identity::v1 as idpb;
 use customer_profile::domain::id::resident_id_check_char;
-use lapin::options::BasicPublishOptions;
 use tonic::Code;
 
 use crate::helpers::{Client, TestApp, person, spawn_app};
@@ -20,34 +18,9 @@ fn resident_id(day: u32) -> String {
     format!("{first17}{check}")
 }
 
-/// Publishes an event on the app's exchange the way another service's relay would.
+/// Publishes an event on the app's exchange the way identity's relay would.
 async fn publish<M: prost::Name>(app: &TestApp, subject: &str, message: &M) {
-    let settings = app.env.platform_settings(&[]);
-    let broker = crm_platform::messaging::Broker::new(&settings.messaging, "identity-probe");
-    let channel = broker.channel().await.unwrap();
-    let event = OutgoingEvent {
-        id: uuid::Uuid::now_v7(),
-        event_type: M::full_name(),
-        source: "crm/identity".into(),
-        subject: subject.into(),
-        payload: message.encode_to_vec(),
-        traceparent: None,
-        tracestate: None,
-        actor: Some("admin".into()),
-        time: time::OffsetDateTime::now_utc(),
-    };
-    channel
-        .basic_publish(
-            app.env.exchange.clone().into(),
-            event.event_type.clone().into(),
-            BasicPublishOptions::default(),
-            &event.payload,
-            event.properties(),
-        )
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    app.env.publish("crm/identity", subject, message).await;
 }
 
 async fn org_changed(app: &TestApp, org_id: &str, path: &str) {

@@ -1,0 +1,36 @@
+//! Who may call what (docs/auth.md).
+//!
+//! [`POLICY`] is the one table mapping every RPC of `crm.analytics.v1.AnalyticsService`
+//! to the permission it needs; the kit's auth layer enforces it before a handler runs
+//! (an RPC missing here is refused).
+
+use crm_platform::auth::{Policy, Requirement};
+
+macro_rules! rpc {
+    ($method:literal, $permission:expr) => {
+        (concat!("/crm.analytics.v1.AnalyticsService/", $method), Requirement::Permission($permission))
+    };
+}
+
+/// Reading customer value, levels, rules and the catalogue.
+pub const READ: &str = "analytics.read";
+/// Feeding facts: catalogue, FX rates, balances, transactions.
+pub const INGEST: &str = "analytics.ingest";
+/// Defining level rules, closing months, recomputing.
+pub const DEFINE: &str = "analytics.define";
+
+/// Permission per RPC.
+pub const POLICY: Policy = &[
+    rpc!("UpsertProducts", INGEST),
+    rpc!("ListProducts", READ),
+    rpc!("SetFxRates", INGEST),
+    rpc!("LoadBalances", INGEST),
+    rpc!("RecordTransactions", INGEST),
+    rpc!("GetCustomerValue", READ),
+    rpc!("ListLevelHistory", READ),
+    rpc!("GetLevelOn", READ),
+    rpc!("PutLevelRule", DEFINE),
+    rpc!("ListLevelRules", READ),
+    rpc!("CloseMonth", DEFINE),
+    rpc!("RecomputeAll", DEFINE),
+];

@@ -1,0 +1,374 @@
+//! Wire ↔ domain: requests become checked domain values here, once (each problem a
+//! field violation under the path the caller sent); stored values become proto
+//! messages here, once.
+
+use crm_platform::FieldViolations;
+use crm_platform::convert::{Money, date_of, time_of};
+use crm_platform::validate::{Lines, text_problem};
+use crm_proto::crm::analytics::v1 as pb;
+use crm_proto::crm::common::v1 as common;
+
+use crate::domain::aum::{AssetClass, Weights};
+use crate::domain::facts::{BalanceSnapshot, Channel, CustomerRef, Product, Transaction};
+use crate::domain::levels::{DowngradeTarget, LevelDef, LevelRule, UpgradeTiming};
+
+/// Longest account id, transaction id and source customer id.
+const MAX_ID_CHARS: usize = 64;
+/// Longest product code, source system code and customer number.
+const MAX_CODE_CHARS: usize = 32;
+/// Longest product name.
+const MAX_NAME_CHARS: usize = 200;
+
+/// Problems of one message, each field named under `prefix`.
+struct Problems<'a> {
+    prefix: &'a str,
+    violations: FieldViolations,
+}
+
+impl<'a> Problems<'a> {
+    fn new(prefix: &'a str) -> Self {
+        Self { prefix, violations: FieldViolations::new() }
+    }
+
+    fn add(&mut self, field: &str, description: impl Into<String>) {
+        self.violations.add(format!("{}{field}", self.prefix), description);
+    }
+
+    /// `value` trimmed when it is one line of 1..=max characters.
+    fn line(&mut self, field: &str, value: &str, max: usize) -> Option<String> {
+        let value = value.trim();
+        if value.is_empty() {
+            self.add(field, "is required");
+            return None;
+        }
+        match text_problem(value, max, Lines::Single) {
+            Some(problem) => {
+                self.add(field, problem);
+                None
+            }
+            None => Some(value.to_string()),
+        }
+    }
+
+    /// `value` when it is 1..=max characters of letters, digits, `-`, `_`, `.`.
+    fn code(&mut self, field: &str, value: &str, max: usize) -> Option<String> {
+        let ok = !value.is_empty()
+            && value.chars().count() <= max
+            && value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            self.add(field, format!("must be 1–{max} letters, digits, '-', '_' or '.'"));
+        }
+        ok.then(|| value.to_string())
+    }
+
+    fn customer(&mut self, field: &str, customer: Option<&pb::CustomerRef>) -> Option<CustomerRef> {
+        use pb::customer_ref::Customer;
+        match customer.and_then(|c| c.customer.as_ref()) {
+            None => {
+                self.add(field, "is required: a customer number or a source key");
+                None
+            }
+            Some(Customer::CustomerNumber(n)) => {
+                let n = n.trim();
+                if n.is_empty() || n.len() > MAX_CODE_CHARS || !n.chars().all(|c| c.is_ascii_digit()) {
+                    self.add(&format!("{field}.customer_number"), "must be 1–32 digits");
+                    return None;
+                }
+                Some(CustomerRef::Number(n.to_string()))
+            }
+            Some(Customer::SourceKey(key)) => {
+                let system =
+                    self.line(&format!("{field}.source_key.source_system"), &key.source_system, MAX_CODE_CHARS);
+                let id =
+                    self.line(&format!("{field}.source_key.source_customer_id"), &key.source_customer_id, MAX_ID_CHARS);
+                Some(CustomerRef::Source { system: system?, id: id? })
+            }
+        }
+    }
+
+    fn money(&mut self, field: &str, money: Option<&common::Money>) -> Option<Money> {
+        match money {
+            None => {
+                self.add(field, "is required");
+                None
+            }
+            Some(m) => Money::try_from(m).map_err(|e| self.add(&format!("{field}.currency_code"), e.to_string())).ok(),
+        }
+    }
+
+    fn date(&mut self, field: &str, date: Option<&common::Date>) -> Option<time::Date> {
+        let parsed = date.and_then(date_of);
+        if parsed.is_none() {
+            self.add(field, "is required and must be a real calendar date");
+        }
+        parsed
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<T, FieldViolations> {
+        match value {
+            Some(value) if self.violations.is_empty() => Ok(value),
+            _ => Err(self.violations),
+        }
+    }
+}
+
+/// The asset class of the wire enum.
+pub fn asset_class(class: i32) -> Option<AssetClass> {
+    match pb::AssetClass::try_from(class).ok()? {
+        pb::AssetClass::Unspecified => None,
+        pb::AssetClass::Deposit => Some(AssetClass::Deposit),
+        pb::AssetClass::WealthManagement => Some(AssetClass::WealthManagement),
+        pb::AssetClass::Settlement => Some(AssetClass::Settlement),
+        pb::AssetClass::Loan => Some(AssetClass::Loan),
+        pb::AssetClass::ChannelProduct => Some(AssetClass::ChannelProduct),
+    }
+}
+
+impl From<AssetClass> for pb::AssetClass {
+    fn from(class: AssetClass) -> Self {
+        match class {
+            AssetClass::Deposit => pb::AssetClass::Deposit,
+            AssetClass::WealthManagement => pb::AssetClass::WealthManagement,
+            AssetClass::Settlement => pb::AssetClass::Settlement,
+            AssetClass::Loan => pb::AssetClass::Loan,
+            AssetClass::ChannelProduct => pb::AssetClass::ChannelProduct,
+        }
+    }
+}
+
+/// The product `p`, its problems named under `prefix` (e.g. `products[2].`).
+pub fn product(p: &pb::Product, prefix: &str) -> Result<Product, FieldViolations> {
+    let mut problems = Problems::new(prefix);
+    let code = problems.code("product_code", &p.product_code, MAX_CODE_CHARS);
+    let name = problems.line("name", &p.name, MAX_NAME_CHARS);
+    let class = asset_class(p.asset_class);
+    if class.is_none() {
+        problems.add("asset_class", "must be one of the asset classes");
+    }
+    if !(1..=5).contains(&p.risk_level) {
+        problems.add("risk_level", "must be 1..=5");
+    }
+    if !(0..=100_000).contains(&p.aum_weight_bp) {
+        problems.add("aum_weight_bp", "must be 0..=100000 basis points");
+    }
+    let family = match p.family.trim() {
+        "" => class.map(|c| c.as_str().to_string()),
+        f => problems.line("family", f, MAX_CODE_CHARS),
+    };
+    let product = match (code, name, class, family) {
+        (Some(code), Some(name), Some(asset_class), Some(family)) => Some(Product {
+            code,
+            name,
+            asset_class,
+            risk_level: p.risk_level as i16,
+            aum_weight_bp: p.aum_weight_bp,
+            family,
+        }),
+        _ => None,
+    };
+    problems.finish(product)
+}
+
+impl From<&Product> for pb::Product {
+    fn from(p: &Product) -> Self {
+        pb::Product {
+            product_code: p.code.clone(),
+            name: p.name.clone(),
+            asset_class: pb::AssetClass::from(p.asset_class) as i32,
+            risk_level: i32::from(p.risk_level),
+            aum_weight_bp: p.aum_weight_bp,
+            family: p.family.clone(),
+        }
+    }
+}
+
+/// The balance snapshot of a stream message.
+pub fn balance(request: &pb::LoadBalancesRequest) -> Result<BalanceSnapshot, FieldViolations> {
+    let mut problems = Problems::new("snapshot.");
+    let Some(s) = request.snapshot.as_ref() else {
+        let mut v = FieldViolations::new();
+        v.add("snapshot", "is required");
+        return Err(v);
+    };
+    let account_id = problems.line("account_id", &s.account_id, MAX_ID_CHARS);
+    let customer = problems.customer("customer", s.customer.as_ref());
+    let product_code = problems.code("product_code", &s.product_code, MAX_CODE_CHARS);
+    let balance = problems.money("balance", s.balance.as_ref());
+    let date = problems.date("balance_date", s.balance_date.as_ref());
+    let date = date.filter(|d| {
+        let recent = *d >= crate::store::rules::START;
+        if !recent {
+            problems.add("balance_date", format!("must be {} or later", crate::store::rules::START));
+        }
+        recent
+    });
+    let snapshot = match (account_id, customer, product_code, balance, date) {
+        (Some(account_id), Some(customer), Some(product_code), Some(balance), Some(date)) => {
+            Some(BalanceSnapshot { account_id, customer, product_code, balance, date })
+        }
+        _ => None,
+    };
+    problems.finish(snapshot)
+}
+
+/// The channel of the wire enum.
+pub fn channel(channel: i32) -> Option<Channel> {
+    match pb::Channel::try_from(channel).ok()? {
+        pb::Channel::Unspecified => None,
+        pb::Channel::Counter => Some(Channel::Counter),
+        pb::Channel::Atm => Some(Channel::Atm),
+        pb::Channel::Mobile => Some(Channel::Mobile),
+        pb::Channel::Online => Some(Channel::Online),
+        pb::Channel::Pos => Some(Channel::Pos),
+        pb::Channel::CallCentre => Some(Channel::CallCentre),
+        pb::Channel::Other => Some(Channel::Other),
+    }
+}
+
+/// The transaction `t`, its problems named under `prefix` (`transaction.`).
+pub fn transaction(t: Option<&pb::Transaction>, prefix: &str) -> Result<Transaction, FieldViolations> {
+    let Some(t) = t else {
+        let mut v = FieldViolations::new();
+        v.add(prefix.trim_end_matches('.'), "is required");
+        return Err(v);
+    };
+    let mut problems = Problems::new(prefix);
+    let transaction_id = problems.line("transaction_id", &t.transaction_id, MAX_ID_CHARS);
+    let customer = problems.customer("customer", t.customer.as_ref());
+    let account_id = problems.line("account_id", &t.account_id, MAX_ID_CHARS);
+    let product_code = problems.code("product_code", &t.product_code, MAX_CODE_CHARS);
+    let amount = problems.money("amount", t.amount.as_ref());
+    let channel = channel(t.channel);
+    if channel.is_none() {
+        problems.add("channel", "must be one of the channels");
+    }
+    let posted_at = t.posted_time.as_ref().and_then(time_of);
+    if posted_at.is_none() {
+        problems.add("posted_time", "is required");
+    }
+    let region_code = t.region_code.trim().to_string();
+    if !region_code.is_empty() && (region_code.len() != 6 || !region_code.chars().all(|c| c.is_ascii_digit())) {
+        problems.add("region_code", "must be 6 digits when given");
+    }
+    let transaction = match (transaction_id, customer, account_id, product_code, amount, channel, posted_at) {
+        (
+            Some(transaction_id),
+            Some(customer),
+            Some(account_id),
+            Some(product_code),
+            Some(amount),
+            Some(channel),
+            Some(posted_at),
+        ) => Some(Transaction {
+            transaction_id,
+            customer,
+            account_id,
+            product_code,
+            amount,
+            channel,
+            posted_at,
+            region_code,
+        }),
+        _ => None,
+    };
+    problems.finish(transaction)
+}
+
+/// The level rule of a `PutLevelRule` request; its problems under `rule.`.
+pub fn level_rule(rule: Option<&pb::LevelRule>) -> Result<LevelRule, FieldViolations> {
+    let Some(r) = rule else {
+        let mut v = FieldViolations::new();
+        v.add("rule", "is required");
+        return Err(v);
+    };
+    let mut problems = Problems::new("rule.");
+    if r.version < 1 {
+        problems.add("version", "must be 1 or more");
+    }
+    let effective_from = problems.date("effective_from", r.effective_from.as_ref());
+    if r.levels.len() < 2 {
+        problems.add("levels", "at least two levels");
+    }
+    let mut levels = Vec::new();
+    for (i, l) in r.levels.iter().enumerate() {
+        let code_ok = !l.code.is_empty()
+            && l.code.len() <= 32
+            && l.code.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !code_ok {
+            problems.add(&format!("levels[{i}].code"), "must be 1–32 lower-case letters, digits or '_'");
+        }
+        let name = problems.line(&format!("levels[{i}].name"), &l.name, MAX_NAME_CHARS);
+        if l.min_aum_minor < 0 {
+            problems.add(&format!("levels[{i}].min_aum_minor"), "must not be negative");
+        }
+        if let Some(name) = name {
+            levels.push(LevelDef {
+                code: l.code.clone(),
+                name,
+                min_aum: l.min_aum_minor,
+                downgrade_after_months: None,
+            });
+        }
+    }
+    let upgrade = match pb::UpgradeTiming::try_from(r.upgrade) {
+        Ok(pb::UpgradeTiming::Immediate) => Some(UpgradeTiming::Immediate),
+        Ok(pb::UpgradeTiming::NextMonth) => Some(UpgradeTiming::NextMonth),
+        _ => None,
+    };
+    if upgrade.is_none() {
+        problems.add("upgrade", "must be IMMEDIATE or NEXT_MONTH");
+    }
+    let downgrade_to = match pb::DowngradeTarget::try_from(r.downgrade_to) {
+        Ok(pb::DowngradeTarget::LatestMonth) => Some(DowngradeTarget::LatestMonth),
+        Ok(pb::DowngradeTarget::BestMonthInWindow) => Some(DowngradeTarget::BestMonthInWindow),
+        _ => None,
+    };
+    if downgrade_to.is_none() {
+        problems.add("downgrade_to", "must be LATEST_MONTH or BEST_MONTH_IN_WINDOW");
+    }
+    if !(1..=24).contains(&r.downgrade_after_months) {
+        problems.add("downgrade_after_months", "must be 1..=24");
+    }
+    let rule = match (effective_from, upgrade, downgrade_to) {
+        (Some(effective_from), Some(upgrade), Some(downgrade_to)) => Some(LevelRule {
+            version: r.version.max(0) as u32,
+            effective_from,
+            levels,
+            weights: Weights::FULL,
+            upgrade,
+            downgrade_after_months: r.downgrade_after_months.max(0) as u32,
+            downgrade_to,
+        }),
+        _ => None,
+    };
+    let rule = problems.finish(rule)?;
+    rule.validate().map_err(|e| {
+        let mut v = FieldViolations::new();
+        v.add("rule.levels", e.to_string());
+        v
+    })?;
+    Ok(rule)
+}
+
+impl From<&LevelRule> for pb::LevelRule {
+    fn from(r: &LevelRule) -> Self {
+        pb::LevelRule {
+            version: r.version as i32,
+            effective_from: Some(crm_platform::convert::date(r.effective_from)),
+            levels: r
+                .levels
+                .iter()
+                .map(|l| pb::LevelDefinition { code: l.code.clone(), name: l.name.clone(), min_aum_minor: l.min_aum })
+                .collect(),
+            upgrade: match r.upgrade {
+                UpgradeTiming::Immediate => pb::UpgradeTiming::Immediate,
+                UpgradeTiming::NextMonth => pb::UpgradeTiming::NextMonth,
+            } as i32,
+            downgrade_after_months: r.downgrade_after_months as i32,
+            downgrade_to: match r.downgrade_to {
+                DowngradeTarget::LatestMonth => pb::DowngradeTarget::LatestMonth,
+                DowngradeTarget::BestMonthInWindow => pb::DowngradeTarget::BestMonthInWindow,
+            } as i32,
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! The service's rules: pure, no I/O, no proto types, unit-tested table by table.
+//!
+//! - [`aum`], [`balances`], [`calendar`]: asset classes, daily balances, monthly daily
+//!   averages.
+//! - [`levels`], [`level_decision`]: level rule versions and how each observation moves
+//!   a customer's level; [`valuation`] replays a customer's facts through them.
+//! - [`facts`]: the facts analytics is fed.
+//! - [`expr`]: the tag and segment condition language.
+//! - [`rfm`], [`scorecard`], [`score`]: RFM codes and scorecards.
+//! - [`targets`], [`target_progress`]: business targets and their roll-up.
+
+pub mod aum;
+pub mod balances;
+pub mod calendar;
+pub mod expr;
+pub mod facts;
+pub mod level_decision;
+#[cfg(test)]
+mod level_practices;
+pub mod levels;
+pub mod rfm;
+pub mod score;
+pub mod scorecard;
+pub mod target_progress;
+pub mod targets;
+pub mod valuation;

@@ -1,0 +1,113 @@
+//! Events this service publishes and consumes.
+//!
+//! Published (written to the outbox by [`crate::store`] in the transaction of the
+//! change): `crm.analytics.v1.LevelChanged`, subject the customer number.
+//!
+//! Consumed:
+//! - `crm.customer.v1.CustomerCreated` / `CustomerUpdated` (their source record is the
+//!   customer's), `CustomerMerged`, `CustomerUnmerged` → the copy of customer-profile's
+//!   identification; facts move with their customers and waiting facts count.
+//! - `crm.analytics.v1.TransactionPosted` → transactions from core banking, kept by
+//!   transaction id (a redelivery changes nothing).
+
+use crm_platform::messaging::{EventHandler, HandlerError, IncomingEvent};
+use crm_proto::crm::analytics::v1 as pb;
+use crm_proto::crm::customer::v1 as customer;
+use sqlx::PgConnection;
+
+use crate::error::Error;
+use crate::store;
+
+/// Routing keys of customer-profile's identification events.
+pub const CUSTOMER_EVENTS: [&str; 4] = [
+    "crm.customer.v1.CustomerCreated",
+    "crm.customer.v1.CustomerUpdated",
+    "crm.customer.v1.CustomerMerged",
+    "crm.customer.v1.CustomerUnmerged",
+];
+
+/// Routing key of core banking's transactions.
+pub const TRANSACTION_POSTED: &str = "crm.analytics.v1.TransactionPosted";
+
+fn handler_error(e: Error) -> HandlerError {
+    match e {
+        Error::Database(e) => HandlerError::Database(e),
+        Error::Invalid(v) => HandlerError::Permanent(v.to_string()),
+        other => HandlerError::Permanent(other.to_string()),
+    }
+}
+
+/// Keeps the copy of customer-profile's identification and recomputes the customers
+/// whose facts moved.
+#[derive(Debug, Clone, Default)]
+pub struct CustomerHandler;
+
+impl EventHandler for CustomerHandler {
+    async fn handle(&self, event: &IncomingEvent, tx: &mut PgConnection) -> Result<(), HandlerError> {
+        let touched = match event.event_type.as_str() {
+            "crm.customer.v1.CustomerCreated" => {
+                let e: customer::CustomerCreated = event.decode()?;
+                linked(tx, &e.customer_number, e.source.as_ref()).await
+            }
+            "crm.customer.v1.CustomerUpdated" => {
+                let e: customer::CustomerUpdated = event.decode()?;
+                linked(tx, &e.customer_number, e.source.as_ref()).await
+            }
+            "crm.customer.v1.CustomerMerged" => {
+                let e: customer::CustomerMerged = event.decode()?;
+                store::customers::merged(tx, &e.surviving_customer_number, &e.absorbed_customer_numbers).await
+            }
+            "crm.customer.v1.CustomerUnmerged" => {
+                let e: customer::CustomerUnmerged = event.decode()?;
+                let Some(key) = e.source else {
+                    return Err(HandlerError::Permanent("CustomerUnmerged without its source record".into()));
+                };
+                store::customers::unmerged(
+                    tx,
+                    &e.customer_number,
+                    &e.new_customer_number,
+                    &key.source_system,
+                    &key.source_customer_id,
+                )
+                .await
+            }
+            other => return Err(HandlerError::Permanent(format!("not an identification event: {other}"))),
+        }
+        .map_err(handler_error)?;
+        store::valuation::recompute(tx, &touched).await.map_err(handler_error)?;
+        Ok(())
+    }
+}
+
+/// Customer `number` holds source record `key` (when the event names one).
+async fn linked(
+    tx: &mut PgConnection,
+    number: &str,
+    key: Option<&customer::SourceKey>,
+) -> crate::error::Result<store::customers::Touched> {
+    let key = key.map(|k| (k.source_system.as_str(), k.source_customer_id.as_str()));
+    store::customers::source_linked(tx, number, key).await
+}
+
+/// Stores transactions core banking publishes.
+#[derive(Debug, Clone, Default)]
+pub struct TransactionPostedHandler;
+
+impl EventHandler for TransactionPostedHandler {
+    async fn handle(&self, event: &IncomingEvent, tx: &mut PgConnection) -> Result<(), HandlerError> {
+        let posted: pb::TransactionPosted = event.decode()?;
+        let transaction = crate::convert::transaction(posted.transaction.as_ref(), "transaction.")
+            .map_err(|v| HandlerError::Permanent(format!("unusable transaction: {v}")))?;
+        let known =
+            store::catalogue::known_products(tx, &[transaction.product_code.as_str()]).await.map_err(handler_error)?;
+        if known.is_empty() {
+            return Err(HandlerError::Permanent(format!(
+                "transaction {}: product {:?} is not in the catalogue",
+                transaction.transaction_id, transaction.product_code
+            )));
+        }
+        let stored = store::facts::store_transactions(tx, &[&transaction]).await.map_err(handler_error)?;
+        store::valuation::recompute(tx, &stored.touched).await.map_err(handler_error)?;
+        Ok(())
+    }
+}

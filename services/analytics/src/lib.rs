@@ -1,0 +1,107 @@
+//! analytics: what each customer is worth to the bank. It keeps the facts the bank's
+//! systems feed it (catalogue, FX rates, daily balances, transactions), resolves them to
+//! customers through a copy of customer-profile's identification (facts for customers
+//! not known yet wait), and keeps every customer's AUM and level current as facts,
+//! merges, rules and month closings arrive: each customer's value is the replay of its
+//! facts, so the incremental path and the full recompute agree by construction.
+//!
+//! # Layout
+//! - [`grpc`]: `crm.analytics.v1.AnalyticsService`, one file per RPC family.
+//! - [`access`]: the permission each RPC needs.
+//! - [`convert`]: wire ↔ domain, once.
+//! - [`domain`]: the rules; pure, no I/O.
+//! - [`store`]: the SQL, one module per aggregate, with the events of each change.
+//! - [`events`]: events published and consumed.
+//! - [`settings`]: configuration, the `[analytics]` section.
+//! - [`error`]: the crate's error enum and its gRPC mapping.
+
+pub mod access;
+pub mod convert;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod settings;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crm_platform::PlatformError;
+use crm_platform::auth::KeySource;
+use crm_platform::runtime::ServiceRuntime;
+use crm_proto::crm::analytics::v1::analytics_service_server::AnalyticsServiceServer;
+use sqlx::migrate::Migrator;
+
+pub use settings::Settings;
+
+/// This service's migrations.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// A built, not yet serving, analytics.
+#[derive(Debug)]
+pub struct Application {
+    runtime: ServiceRuntime,
+    api: grpc::AnalyticsApi,
+}
+
+impl Application {
+    /// Connects, migrates and binds, ready to serve; tokens are verified with the keys
+    /// identity publishes.
+    pub async fn build(settings: Settings) -> Result<Self, PlatformError> {
+        Self::build_with_keys(settings, None).await
+    }
+
+    /// [`Application::build`] with another source of verification keys (tests sign
+    /// their own tokens).
+    pub async fn build_with_keys(settings: Settings, keys: Option<Arc<dyn KeySource>>) -> Result<Self, PlatformError> {
+        let mut runtime = ServiceRuntime::build(settings::SERVICE, settings.platform.clone(), &MIGRATOR).await?;
+        let verifier = match keys {
+            Some(keys) => runtime.verifier(keys),
+            None => runtime.identity_verifier()?,
+        };
+        runtime.protect(verifier, access::POLICY);
+        let api = grpc::AnalyticsApi::new(runtime.pool.clone(), settings.service);
+        Ok(Self { runtime, api })
+    }
+
+    /// The bound gRPC port.
+    pub fn port(&self) -> u16 {
+        self.runtime.port()
+    }
+
+    /// The database pool (tests inspect state through it).
+    pub fn pool(&self) -> sqlx::PgPool {
+        self.runtime.pool.clone()
+    }
+
+    /// Serves until `stop` resolves, then drains and stops.
+    pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), PlatformError> {
+        let mut runtime = self.runtime;
+        runtime.add_service(AnalyticsServiceServer::new(self.api));
+        runtime.consumer("customers", &events::CUSTOMER_EVENTS, events::CustomerHandler);
+        runtime.consumer("transactions", &[events::TRANSACTION_POSTED], events::TransactionPostedHandler);
+        runtime.run(stop).await
+    }
+}
+
+/// The shared command line's view of this service.
+#[derive(Debug)]
+pub struct Analytics;
+
+impl crm_platform::cli::Service for Analytics {
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    type Section = settings::AnalyticsSettings;
+
+    fn migrator() -> &'static Migrator {
+        &MIGRATOR
+    }
+
+    async fn serve(
+        settings: Settings,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Application::build(settings).await?.run_until_stopped(stop).await?;
+        Ok(())
+    }
+}

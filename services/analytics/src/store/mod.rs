@@ -1,0 +1,20 @@
+//! The service's SQL, one module per aggregate. Rows are `#[derive(sqlx::FromRow)]`
+//! structs; the events a change announces (outbox) and its audit entries
+//! (`crm_kit.audit_entry`) are written in the transaction of the change.
+//!
+//! - [`customers`]: the copy of customer-profile's identification; re-keys facts.
+//! - [`catalogue`]: products and FX rates.
+//! - [`facts`]: balance snapshots and transactions.
+//! - [`rules`]: level rule versions and closed months.
+//! - [`valuation`]: each customer's value and level history, replayed from its facts.
+//! - [`values`]: reading them back.
+
+pub mod catalogue;
+pub mod customers;
+pub mod facts;
+pub mod rules;
+pub mod valuation;
+pub mod values;
+
+/// The CloudEvents source of the events this service publishes.
+pub const EVENT_SOURCE: &str = "crm/analytics";

@@ -1,0 +1,246 @@
+//! Customer value as derived data: each customer's value and level history are the
+//! replay ([`crate::domain::valuation::replay`]) of its facts as stored, rewritten
+//! whenever its facts, the catalogue, the FX rates, the rules or the closed months
+//! change. A level change that the replay finds and the stored history did not have
+//! is announced (`LevelChanged`) in the same transaction.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crm_proto::crm::analytics::v1 as pb;
+use serde_json::{Map, Value};
+use sqlx::PgConnection;
+use time::Date;
+
+use crate::domain::aum::{AssetClass, ClassAmounts};
+use crate::domain::calendar::Month;
+use crate::domain::facts::to_cny;
+use crate::domain::levels::{LevelChangeKind, RuleSet};
+use crate::domain::valuation::{ExplainedChange, Holding, Valuation, replay};
+use crate::error::{Error, Result};
+
+/// A balance as the replay reads it.
+#[derive(sqlx::FromRow)]
+struct BalanceRow {
+    account_id: String,
+    product_code: String,
+    balance_date: Date,
+    asset_class: String,
+    aum_weight_bp: i32,
+    amount_minor: i64,
+    currency_code: String,
+    cny_per_unit_micros: Option<i64>,
+}
+
+/// A stored level change.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LevelChangeRow {
+    /// The customer.
+    pub customer_number: String,
+    /// Level before.
+    pub from_level: String,
+    /// Level after.
+    pub to_level: String,
+    /// `upgrade` or `downgrade`.
+    pub kind: String,
+    /// First day at the new level.
+    pub effective_date: Date,
+    /// Rule version that decided it.
+    pub rule_version: i32,
+    /// Why.
+    pub explanation: String,
+}
+
+impl LevelChangeRow {
+    fn of(number: &str, c: &ExplainedChange) -> Self {
+        LevelChangeRow {
+            customer_number: number.to_string(),
+            from_level: c.change.from.clone(),
+            to_level: c.change.to.clone(),
+            kind: match c.change.kind {
+                LevelChangeKind::Upgrade => "upgrade",
+                LevelChangeKind::Downgrade => "downgrade",
+            }
+            .to_string(),
+            effective_date: c.change.effective,
+            rule_version: c.change.rule_version as i32,
+            explanation: c.explanation.clone(),
+        }
+    }
+}
+
+/// Recomputes the value of `customers` (survivors only; absorbed numbers are skipped)
+/// under the rules and closed months as stored; answers the level changes announced.
+pub async fn recompute(tx: &mut PgConnection, customers: &BTreeSet<String>) -> Result<u64> {
+    if customers.is_empty() {
+        return Ok(0);
+    }
+    let rules = super::rules::rule_set(tx).await?;
+    let closed = super::rules::closed_months(tx).await?;
+    let mut announced = 0;
+    for number in customers {
+        announced += recompute_one(tx, number, &rules, &closed).await?;
+    }
+    Ok(announced)
+}
+
+/// [`recompute`] of one customer with the rules and months already read.
+pub async fn recompute_one(tx: &mut PgConnection, number: &str, rules: &RuleSet, closed: &[Month]) -> Result<u64> {
+    // The customer row serialises recomputes of one customer.
+    let merged_into: Option<Option<String>> =
+        sqlx::query_scalar("SELECT merged_into FROM customer WHERE customer_number = $1 FOR UPDATE")
+            .bind(number)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if !matches!(merged_into, Some(None)) {
+        forget(tx, number).await?;
+        return Ok(0);
+    }
+    let holdings = holdings(tx, number).await?;
+    let valuation = replay(rules, &holdings, closed).map_err(|e| Error::Corrupt(format!("customer {number}: {e}")))?;
+    let Some(valuation) = valuation else {
+        forget(tx, number).await?;
+        return Ok(0);
+    };
+    store_value(tx, number, &valuation).await?;
+    store_history(tx, number, &valuation.changes).await
+}
+
+/// The customer's holdings in CNY: one per account and product; balances without an
+/// FX rate yet are left out.
+async fn holdings(tx: &mut PgConnection, number: &str) -> Result<Vec<Holding>> {
+    let rows: Vec<BalanceRow> = sqlx::query_as(
+        "SELECT b.account_id, b.product_code, b.balance_date, p.asset_class, p.aum_weight_bp, b.amount_minor,
+                b.currency_code,
+                (SELECT r.cny_per_unit_micros FROM fx_rate r
+                 WHERE r.currency_code = b.currency_code AND r.rate_date <= b.balance_date
+                 ORDER BY r.rate_date DESC LIMIT 1) AS cny_per_unit_micros
+         FROM balance_snapshot b JOIN product p USING (product_code)
+         WHERE b.customer_number = $1
+         ORDER BY b.account_id, b.product_code, b.balance_date",
+    )
+    .bind(number)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut by_holding: BTreeMap<(String, String), Holding> = BTreeMap::new();
+    for r in rows {
+        let class: AssetClass =
+            r.asset_class.parse().map_err(|_| Error::Corrupt(format!("asset class {:?}", r.asset_class)))?;
+        let currency = crm_platform::convert::Currency::parse(&r.currency_code)
+            .ok_or_else(|| Error::Corrupt(format!("currency {:?}", r.currency_code)))?;
+        let money = crm_platform::convert::Money { amount_minor: r.amount_minor, currency };
+        let Some(cny) = to_cny(money, r.cny_per_unit_micros) else { continue };
+        by_holding
+            .entry((r.account_id, r.product_code))
+            .or_insert_with(|| Holding { class, weight_bp: r.aum_weight_bp, balances: Vec::new() })
+            .balances
+            .push((r.balance_date, cny));
+    }
+    Ok(by_holding.into_values().collect())
+}
+
+fn class_json(amounts: &ClassAmounts) -> Value {
+    Value::Object(amounts.iter().map(|(c, a)| (c.as_str().to_string(), Value::from(a))).collect::<Map<_, _>>())
+}
+
+async fn store_value(tx: &mut PgConnection, number: &str, v: &Valuation) -> Result<()> {
+    let empty = ClassAmounts::new();
+    let month = v.latest_month.as_ref();
+    sqlx::query(
+        "INSERT INTO customer_value (customer_number, level_code, level_since, watch_months, as_of, aum, month_aum,
+                                     weighted_aum, month_weighted_aum, latest_closed_month, computed_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, now())
+         ON CONFLICT (customer_number) DO UPDATE SET
+             level_code = EXCLUDED.level_code, level_since = EXCLUDED.level_since,
+             watch_months = EXCLUDED.watch_months, as_of = EXCLUDED.as_of, aum = EXCLUDED.aum,
+             month_aum = EXCLUDED.month_aum, weighted_aum = EXCLUDED.weighted_aum,
+             month_weighted_aum = EXCLUDED.month_weighted_aum,
+             latest_closed_month = EXCLUDED.latest_closed_month, computed_at = now()",
+    )
+    .bind(number)
+    .bind(&v.state.level)
+    .bind(v.state.since)
+    .bind(v.state.watch.as_ref().map_or(0, |w| w.months_below() as i32))
+    .bind(v.as_of)
+    .bind(class_json(&v.by_class))
+    .bind(class_json(month.map_or(&empty, |m| &m.by_class)))
+    .bind(v.weighted)
+    .bind(month.map_or(0, |m| m.weighted))
+    .bind(month.map(|m| m.month.to_string()))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Replaces the stored history with `changes`; announces those not stored before.
+async fn store_history(tx: &mut PgConnection, number: &str, changes: &[ExplainedChange]) -> Result<u64> {
+    let before = history(&mut *tx, number).await?;
+    let after: Vec<LevelChangeRow> = changes.iter().map(|c| LevelChangeRow::of(number, c)).collect();
+    if before == after {
+        return Ok(0);
+    }
+    sqlx::query("DELETE FROM level_change WHERE customer_number = $1").bind(number).execute(&mut *tx).await?;
+    let mut announced = 0;
+    for (seq, row) in after.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO level_change (customer_number, seq, from_level, to_level, kind, effective_date, rule_version,
+                                       explanation)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(number)
+        .bind(seq as i32)
+        .bind(&row.from_level)
+        .bind(&row.to_level)
+        .bind(&row.kind)
+        .bind(row.effective_date)
+        .bind(row.rule_version)
+        .bind(&row.explanation)
+        .execute(&mut *tx)
+        .await?;
+        let known = before.iter().any(|b| {
+            (&b.from_level, &b.to_level, &b.kind, b.effective_date, b.rule_version)
+                == (&row.from_level, &row.to_level, &row.kind, row.effective_date, row.rule_version)
+        });
+        if !known {
+            let event = pb::LevelChanged { change: Some(row.into()) };
+            crm_platform::messaging::write_event(&mut *tx, super::EVENT_SOURCE, number, &event, None).await?;
+            announced += 1;
+        }
+    }
+    Ok(announced)
+}
+
+/// A customer's stored level changes, in decision order.
+pub async fn history(pool: impl sqlx::PgExecutor<'_>, number: &str) -> Result<Vec<LevelChangeRow>> {
+    Ok(sqlx::query_as(
+        "SELECT customer_number, from_level, to_level, kind, effective_date, rule_version, explanation
+         FROM level_change WHERE customer_number = $1 ORDER BY seq",
+    )
+    .bind(number)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Drops the derived value and history of `number` (absorbed, or without balances).
+pub async fn forget(tx: &mut PgConnection, number: &str) -> Result<()> {
+    sqlx::query("DELETE FROM customer_value WHERE customer_number = $1").bind(number).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM level_change WHERE customer_number = $1").bind(number).execute(&mut *tx).await?;
+    Ok(())
+}
+
+impl From<&LevelChangeRow> for pb::LevelChange {
+    fn from(r: &LevelChangeRow) -> Self {
+        pb::LevelChange {
+            customer_number: r.customer_number.clone(),
+            from_level: r.from_level.clone(),
+            to_level: r.to_level.clone(),
+            kind: match r.kind.as_str() {
+                "upgrade" => pb::LevelChangeKind::Upgrade,
+                "downgrade" => pb::LevelChangeKind::Downgrade,
+                _ => pb::LevelChangeKind::Unspecified,
+            } as i32,
+            effective_date: Some(crm_platform::convert::date(r.effective_date)),
+            rule_version: r.rule_version,
+            explanation: r.explanation.clone(),
+        }
+    }
+}

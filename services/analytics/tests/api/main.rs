@@ -1,0 +1,12 @@
+//! analytics through its gRPC API, against the real local PostgreSQL and RabbitMQ;
+//! every test has its own database and exchange.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly
+
+mod helpers;
+
+mod access;
+mod facts;
+mod identification;
+mod levels;
+mod recompute;
