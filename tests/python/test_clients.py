@@ -5,9 +5,10 @@ tests see the published contract exactly as a Python team would. grpcio is a C-c
 client: it sends each small streamed message in its own HTTP/2 DATA frame, which the
 project's Rust clients never do.
 
-Run by `cargo test -p crm-system-tests --test other_languages`, which starts identity
-and customer-profile and passes their addresses:
-  CRM_IDENTITY_ADDR, CRM_CUSTOMERS_ADDR   host:port of each service
+Run by `cargo test -p crm-system-tests --test other_languages`, which starts identity,
+customer-profile and analytics and passes their addresses:
+  CRM_IDENTITY_ADDR, CRM_CUSTOMERS_ADDR,
+  CRM_ANALYTICS_ADDR                     host:port of each service
   CRM_ADMIN_PASSWORD                     password of the first administrator, `admin`
   CRM_PY_STREAMS, CRM_PY_RECORDS         parallel import streams and records in each
 """
@@ -27,6 +28,7 @@ from grpc_tools import protoc
 REPO = pathlib.Path(__file__).resolve().parents[2]
 IDENTITY = os.environ.get("CRM_IDENTITY_ADDR", "127.0.0.1:50051")
 CUSTOMERS = os.environ.get("CRM_CUSTOMERS_ADDR", "127.0.0.1:50052")
+ANALYTICS = os.environ.get("CRM_ANALYTICS_ADDR", "127.0.0.1:50053")
 ADMIN_PASSWORD = os.environ.get("CRM_ADMIN_PASSWORD", "")
 
 # The CI figures; more for a longer run (e.g. CRM_PY_STREAMS=16 CRM_PY_RECORDS=20000).
@@ -50,6 +52,8 @@ def generate_stubs():
 
 generate_stubs()
 
+from crm.analytics.v1 import analytics_pb2, analytics_pb2_grpc  # noqa: E402
+from crm.common.v1 import common_pb2  # noqa: E402
 from crm.customer.v1 import customer_pb2, customer_pb2_grpc  # noqa: E402
 from crm.identity.v1 import identity_pb2, identity_pb2_grpc  # noqa: E402
 
@@ -144,6 +148,40 @@ class FromPython(unittest.TestCase):
                 if not token:
                     break
             self.assertEqual(sorted(names), [f"Py{last}客户{i:05d}" for i in range(RECORDS_PER_STREAM)])
+
+    def test_analytics_takes_facts_by_client_stream_and_reports_a_recompute_by_server_stream(self):
+        with grpc.insecure_channel(ANALYTICS) as channel:
+            analytics = analytics_pb2_grpc.AnalyticsServiceStub(channel)
+            product = analytics_pb2.Product(
+                product_code="PY-DEP", name="Python 存款", asset_class=analytics_pb2.ASSET_CLASS_DEPOSIT,
+                risk_level=1, aum_weight_bp=10000,
+            )
+            analytics.UpsertProducts(analytics_pb2.UpsertProductsRequest(products=[product]), metadata=self.metadata, timeout=10)
+
+            def snapshot(i, product_code="PY-DEP"):
+                return analytics_pb2.LoadBalancesRequest(snapshot=analytics_pb2.BalanceSnapshot(
+                    account_id=f"PY-{i}",
+                    customer=analytics_pb2.CustomerRef(source_key=customer_pb2.SourceKey(source_system="PYTHON", source_customer_id=f"A{i}")),
+                    product_code=product_code,
+                    balance=common_pb2.Money(amount_minor=100_000 * i, currency_code="CNY"),
+                    balance_date=common_pb2.Date(year=2026, month=10, day=1 + i % 28),
+                ))
+
+            requests = [snapshot(i) for i in range(500)] + [snapshot(500, "NO-SUCH")]
+            report = analytics.LoadBalances(iter(requests), metadata=self.metadata, timeout=60)
+            self.assertEqual(report.accepted_count, 500)
+            self.assertEqual([r.index for r in report.rejections], [500])
+            self.assertEqual(report.rejections[0].violations[0].field, "snapshot.product_code")
+            again = analytics.LoadBalances(iter(requests), metadata=self.metadata, timeout=60)
+            self.assertEqual(again.unchanged_count, 500)
+
+            steps = list(analytics.RecomputeAll(analytics_pb2.RecomputeAllRequest(), metadata=self.metadata, timeout=60))
+            self.assertTrue(steps and steps[-1].finished)
+            rules = analytics.ListLevelRules(analytics_pb2.ListLevelRulesRequest(), metadata=self.metadata, timeout=10)
+            self.assertEqual([level.code for level in rules.rules[0].levels], ["potential", "gold", "platinum", "growth", "core"])
+            with self.assertRaises(grpc.RpcError) as unknown:
+                analytics.GetCustomerValue(analytics_pb2.GetCustomerValueRequest(customer_number="999999999999"), metadata=self.metadata, timeout=10)
+            self.assertEqual(unknown.exception.code(), grpc.StatusCode.NOT_FOUND)
 
     def test_reflection_lists_only_what_each_server_serves_in_both_versions(self):
         common = {"grpc.health.v1.Health", *REFLECTION_VERSIONS}

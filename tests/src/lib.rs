@@ -1,15 +1,17 @@
 //! Cross-service flows: several services started in one process, each with its own
 //! database, sharing one exchange on the real local RabbitMQ, talking over real gRPC.
 //!
-//! [`TestPlatform`] is the one harness every cross-service test starts from: identity
-//! and customer-profile on free ports, wired to each other (customer-profile verifies
-//! identity's tokens with keys fetched over gRPC and follows its events). The flows
+//! [`TestPlatform`] is the one harness every cross-service test starts from: identity,
+//! customer-profile and analytics on free ports, wired to each other (they verify
+//! identity's tokens with keys fetched over gRPC; customer-profile follows identity's
+//! events, analytics customer-profile's). The flows
 //! live in `tests/flows`, the checks from other languages' clients in
 //! `tests/other_languages`, the trace checks in `tests/traces`, the sweep of bad input
 //! over every RPC in `tests/sweep`.
 
 use crm_platform::grpc::client::BearerToken;
 use crm_platform::testing::TestEnv;
+use crm_proto::crm::analytics::v1 as apb;
 use crm_proto::crm::customer::v1 as cpb;
 use crm_proto::crm::identity::v1 as ipb;
 use tonic::service::interceptor::InterceptedService;
@@ -17,6 +19,8 @@ use tonic::transport::Channel;
 
 /// A customer-profile client that sends a fixed token.
 pub type Customers = cpb::customer_service_client::CustomerServiceClient<InterceptedService<Channel, BearerToken>>;
+/// An analytics client that sends a fixed token.
+pub type Analytics = apb::analytics_service_client::AnalyticsServiceClient<InterceptedService<Channel, BearerToken>>;
 /// An identity administration client that sends a fixed token.
 pub type Admin =
     ipb::identity_admin_service_client::IdentityAdminServiceClient<InterceptedService<Channel, BearerToken>>;
@@ -25,23 +29,30 @@ use crm_platform::testing::RunningService;
 pub use crm_platform::testing::secrets::ADMIN_PASSWORD;
 use crm_platform::testing::secrets::KEY_HEX;
 
-/// identity and customer-profile, running in this process until [`TestPlatform::stop`].
+/// identity, customer-profile and analytics, running in this process until
+/// [`TestPlatform::stop`].
 #[derive(Debug)]
 pub struct TestPlatform {
     /// A channel to identity.
     pub identity: Channel,
     /// A channel to customer-profile.
     pub customers: Channel,
+    /// A channel to analytics.
+    pub analytics: Channel,
     /// identity's port.
     pub identity_port: u16,
     /// customer-profile's port.
     pub customers_port: u16,
+    /// analytics' port.
+    pub analytics_port: u16,
     /// The exchange both services publish to and consume from.
     pub exchange: String,
     /// `postgres://` URL of identity's database.
     pub identity_database_url: String,
     /// `postgres://` URL of customer-profile's database.
     pub customers_database_url: String,
+    /// `postgres://` URL of analytics' database.
+    pub analytics_database_url: String,
     running: Vec<RunningService>,
 }
 
@@ -49,8 +60,8 @@ pub struct TestPlatform {
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
 impl TestPlatform {
-    /// Starts identity and customer-profile on free ports with their own databases and
-    /// one shared exchange.
+    /// Starts identity, customer-profile and analytics on free ports with their own
+    /// databases and one shared exchange.
     pub async fn start() -> Result<Self, StartError> {
         Self::start_with(&[], &[]).await
     }
@@ -91,15 +102,30 @@ impl TestPlatform {
         let cp_app = customer_profile::Application::build(settings).await?;
         let customers_port = cp_app.port();
         let customers = RunningService::start(customers_port, |stop| cp_app.run_until_stopped(stop)).await;
+
+        let an_env = TestEnv::new("analytics").await;
+        let vars = [
+            ("messaging.exchange", id_env.exchange.as_str()),
+            ("auth.identity_endpoint", endpoint.as_str()),
+            ("auth.revocation_poll_ms", "200"),
+            ("auth.key_refresh_min_interval_ms", "0"),
+        ];
+        let settings = analytics::Settings::load_from(an_env.vars(&vars))?;
+        let an_app = analytics::Application::build(settings).await?;
+        let analytics_port = an_app.port();
+        let analytics = RunningService::start(analytics_port, |stop| an_app.run_until_stopped(stop)).await;
         Ok(Self {
             identity: identity.channel.clone(),
             customers: customers.channel.clone(),
+            analytics: analytics.channel.clone(),
             identity_port,
             customers_port,
+            analytics_port,
             identity_database_url: id_env.database_url(),
             customers_database_url: cp_env.database_url(),
+            analytics_database_url: an_env.database_url(),
             exchange: id_env.exchange,
-            running: vec![identity, customers],
+            running: vec![identity, customers, analytics],
         })
     }
 
@@ -123,9 +149,14 @@ impl TestPlatform {
         cpb::customer_service_client::CustomerServiceClient::with_interceptor(self.customers.clone(), bearer(token))
     }
 
-    /// Stops both services and waits until they have drained and exited cleanly.
+    /// analytics' API as the holder of `token`.
+    pub fn analytics(&self, token: &str) -> Analytics {
+        apb::analytics_service_client::AnalyticsServiceClient::with_interceptor(self.analytics.clone(), bearer(token))
+    }
+
+    /// Stops the services and waits until they have drained and exited cleanly.
     pub async fn stop(mut self) {
-        // customer-profile first: it calls identity while it runs.
+        // The callers of identity first.
         for running in self.running.iter_mut().rev() {
             running.stop().await;
         }

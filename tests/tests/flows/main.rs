@@ -212,3 +212,74 @@ async fn identity_tokens_scopes_org_moves_and_revocations_govern_customer_profil
     assert!(trail.iter().any(|e| e.action == "customer.view_360" && e.actor_name == "steward.zhao"), "{trail:?}");
     platform.stop().await;
 }
+
+/// customer-profile identifies customers; analytics learns them from its events, values
+/// the balances core banking sends under the customers' source keys, and levels them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analytics_levels_customers_customer_profile_identified_from_facts_named_by_source_key() {
+    use crm_proto::crm::analytics::v1 as apb;
+    use crm_proto::crm::common::v1 as common;
+
+    let platform = TestPlatform::start().await.unwrap();
+    let token = platform.login("admin", ADMIN_PASSWORD).await.unwrap();
+    let id_number = format!("{}{}", "11010519800101123", resident_id_check_char("11010519800101123").unwrap());
+    let number = platform
+        .customers(&token)
+        .upsert_source_record(cpb::UpsertSourceRecordRequest {
+            record: Some(person("F-1", &id_number, "客户甲", "13800138000")),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .customer_number;
+
+    let mut analytics = platform.analytics(&token);
+    let product = apb::Product {
+        product_code: "TD-1Y".into(),
+        name: "一年定期".into(),
+        asset_class: apb::AssetClass::Deposit as i32,
+        risk_level: 1,
+        aum_weight_bp: 10_000,
+        family: String::new(),
+    };
+    analytics.upsert_products(apb::UpsertProductsRequest { products: vec![product] }).await.unwrap();
+    let snapshot = apb::BalanceSnapshot {
+        account_id: "6222-0001".into(),
+        customer: Some(apb::CustomerRef {
+            customer: Some(apb::customer_ref::Customer::SourceKey(cpb::SourceKey {
+                source_system: "CORE".into(),
+                source_customer_id: "F-1".into(),
+            })),
+        }),
+        product_code: "TD-1Y".into(),
+        balance: Some(common::Money { amount_minor: 80_000_00, currency_code: "CNY".into() }),
+        balance_date: Some(common::Date { year: 2026, month: 11, day: 30 }),
+    };
+    let stream = futures::stream::iter(vec![apb::LoadBalancesRequest { snapshot: Some(snapshot) }]);
+    let loaded = analytics.load_balances(stream).await.unwrap().into_inner();
+    assert_eq!(loaded.accepted_count, 1);
+
+    // Whether the balance arrived before or after analytics learnt the customer, it
+    // counts for it.
+    let levelled = eventually(Duration::from_secs(30), || {
+        let mut analytics = analytics.clone();
+        let number = number.clone();
+        async move {
+            analytics
+                .get_customer_value(apb::GetCustomerValueRequest { customer_number: number })
+                .await
+                .is_ok_and(|v| v.into_inner().level_code == "gold")
+        }
+    })
+    .await;
+    assert!(levelled, "the customer is levelled gold from its balance");
+    let history = analytics
+        .list_level_history(apb::ListLevelHistoryRequest { customer_number: number.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].to_level, "gold");
+    platform.stop().await;
+}

@@ -1,8 +1,8 @@
 //! The sweep of bad input over every RPC (issue #18): `tests/python/sweep.py` walks
-//! the services identity and customer-profile describe by reflection and sends each
+//! the services identity, customer-profile and analytics describe by reflection and sends each
 //! RPC generated bad input and malformed tokens; it fails on any INTERNAL or UNKNOWN
-//! answer. Here both services run, the script gets an administrator's token (so calls
-//! reach the handlers), and every table of both databases holds as many rows after the
+//! answer. Here the services run, the script gets an administrator's token (so calls
+//! reach the handlers), and every table of their databases holds as many rows after the
 //! sweep as before: nothing of refused input is stored.
 //!
 //! Not compared: the audit trail (`crm_kit.audit_entry`, in each service's database),
@@ -40,7 +40,7 @@ async fn row_counts(pool: &PgPool) -> BTreeMap<String, i64> {
     counts
 }
 
-/// Row counts of both databases once they stay the same for a second (events of the
+/// Row counts of the databases once they stay the same for a second (events of the
 /// start and of the login have been applied).
 async fn settled_counts(pools: &[PgPool]) -> Vec<BTreeMap<String, i64>> {
     let mut last = Vec::new();
@@ -65,15 +65,21 @@ async fn no_rpc_answers_internal_or_unknown_to_bad_input_and_nothing_of_it_is_st
     let pools = [
         PgPool::connect(&platform.identity_database_url).await.unwrap(),
         PgPool::connect(&platform.customers_database_url).await.unwrap(),
+        PgPool::connect(&platform.analytics_database_url).await.unwrap(),
     ];
     let before = settled_counts(&pools).await;
 
-    let addrs = format!("127.0.0.1:{},127.0.0.1:{}", platform.identity_port, platform.customers_port);
+    let addrs = format!(
+        "127.0.0.1:{},127.0.0.1:{},127.0.0.1:{}",
+        platform.identity_port, platform.customers_port, platform.analytics_port
+    );
     let env = vec![("CRM_SWEEP_ADDRS", addrs), ("CRM_SWEEP_TOKEN", token)];
     assert!(run_python("sweep.py", env).await, "the sweep found INTERNAL or UNKNOWN answers (output above)");
 
     let after = settled_counts(&pools).await;
-    for (service, (before, after)) in ["identity", "customer-profile"].iter().zip(before.iter().zip(&after)) {
+    for (service, (before, after)) in
+        ["identity", "customer-profile", "analytics"].iter().zip(before.iter().zip(&after))
+    {
         let (audits_before, stored_before): (BTreeMap<_, _>, BTreeMap<_, _>) =
             before.iter().partition(|(table, _)| is_audit(table));
         let (audits_after, stored_after): (BTreeMap<_, _>, BTreeMap<_, _>) =
