@@ -252,7 +252,7 @@ async fn analytics_levels_customers_customer_profile_identified_from_facts_named
             })),
         }),
         product_code: "TD-1Y".into(),
-        balance: Some(common::Money { amount_minor: 80_000_00, currency_code: "CNY".into() }),
+        balance: Some(common::Money { amount_minor: 80_000 * 100, currency_code: "CNY".into() }),
         balance_date: Some(common::Date { year: 2026, month: 11, day: 30 }),
     };
     let stream = futures::stream::iter(vec![apb::LoadBalancesRequest { snapshot: Some(snapshot) }]);
