@@ -4,8 +4,8 @@
 //! change): `crm.analytics.v1.LevelChanged`, subject the customer number.
 //!
 //! Consumed:
-//! - `crm.customer.v1.CustomerCreated` / `CustomerUpdated` (their source record is the
-//!   customer's), `CustomerMerged`, `CustomerUnmerged` → the copy of customer-profile's
+//! - `crm.customer.v1.CustomerCreated` / `CustomerUpdated` / `SourceRecordLinked` (their
+//!   source record is the customer's), `CustomerMerged`, `CustomerUnmerged` → the copy of customer-profile's
 //!   identification; facts move with their customers and waiting facts count.
 //! - `crm.analytics.v1.TransactionPosted` → transactions from core banking, kept by
 //!   transaction id (a redelivery changes nothing).
@@ -19,9 +19,10 @@ use crate::error::Error;
 use crate::store;
 
 /// Routing keys of customer-profile's identification events.
-pub const CUSTOMER_EVENTS: [&str; 4] = [
+pub const CUSTOMER_EVENTS: [&str; 5] = [
     "crm.customer.v1.CustomerCreated",
     "crm.customer.v1.CustomerUpdated",
+    "crm.customer.v1.SourceRecordLinked",
     "crm.customer.v1.CustomerMerged",
     "crm.customer.v1.CustomerUnmerged",
 ];
@@ -51,6 +52,10 @@ impl EventHandler for CustomerHandler {
             }
             "crm.customer.v1.CustomerUpdated" => {
                 let e: customer::CustomerUpdated = event.decode()?;
+                linked(tx, &e.customer_number, e.source.as_ref()).await
+            }
+            "crm.customer.v1.SourceRecordLinked" => {
+                let e: customer::SourceRecordLinked = event.decode()?;
                 linked(tx, &e.customer_number, e.source.as_ref()).await
             }
             "crm.customer.v1.CustomerMerged" => {

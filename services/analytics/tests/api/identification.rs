@@ -91,6 +91,19 @@ async fn a_merge_and_an_unmerge_in_the_middle_of_a_stream_of_facts_lose_nothing_
 }
 
 #[tokio::test]
+async fn a_source_record_that_joined_a_customer_brings_its_facts() {
+    let mut app = spawn_app().await;
+    app.catalogue().await;
+    let number = "100000000051";
+    app.customer_created(number, ("CORE", "J1")).await;
+    app.load(vec![cny("CARD-1", by_source(("CARD", "J9")), "DEP", 700, day(2026, 9, 1))]).await;
+    let linked = cpb::SourceRecordLinked { customer_number: number.into(), source: Some(source_key(("CARD", "J9"))) };
+    app.customer_event(number, &linked).await;
+    assert_eq!(app.value(number).await.weighted_aum_minor, 70_000);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_redelivered_merge_changes_nothing() {
     let mut app = spawn_app().await;
     app.catalogue().await;

@@ -330,6 +330,15 @@ pub async fn upsert_in(
             actor,
         )
         .await?;
+    } else if existing.is_none() {
+        outbox::write_event(
+            tx,
+            EVENT_SOURCE,
+            &target_number,
+            &pb::SourceRecordLinked { customer_number: target_number.clone(), source: Some(source) },
+            actor,
+        )
+        .await?;
     }
 
     if let (Some(d), Some(b)) = (&digest, &blind) {

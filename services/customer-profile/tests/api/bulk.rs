@@ -122,6 +122,11 @@ fn without_times(mut line: Value) -> Value {
     line
 }
 
+/// The events announced, as a multiset (the two paths write them in other orders).
+async fn announced(pool: &PgPool) -> Vec<String> {
+    rows(pool, "event", "SELECT event_type, subject, encode(payload, 'hex') FROM crm_kit.outbox ORDER BY 1, 2, 3").await
+}
+
 async fn snapshot(pool: &PgPool) -> Vec<String> {
     let parties: Vec<Value> = sqlx::query_scalar(
         "SELECT to_jsonb(x) FROM (
@@ -198,6 +203,9 @@ async fn a_bulk_batch_leaves_exactly_what_applying_its_records_one_by_one_leaves
         assert_eq!(g, e, "line {i} differs");
     }
     assert_eq!(got.len(), expected.len());
+    let (expected, got) = (announced(&reference).await, announced(&bulk).await);
+    assert!(expected.iter().any(|e| e.contains("SourceRecordLinked")), "no record joined without a change");
+    assert_eq!(got, expected, "the same events");
 }
 
 #[tokio::test]

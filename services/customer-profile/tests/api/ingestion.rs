@@ -29,6 +29,23 @@ async fn a_new_source_record_creates_a_customer_and_announces_it() {
 }
 
 #[tokio::test]
+async fn a_record_joining_a_customer_without_changing_it_is_announced_as_linked() {
+    let mut app = spawn_app().await;
+    let first = app.upsert(person("CORE", "C-1", ID18, "张伟")).await.unwrap();
+    app.events.take(1).await; // CustomerCreated
+    let joined = app.upsert(person("CARD", "K-9", ID18, "张伟")).await.unwrap();
+    assert_eq!(joined.customer_number, first.customer_number);
+
+    let events = app.events.take(1).await;
+    let linked: Vec<pb::SourceRecordLinked> = Events::of(&events);
+    assert_eq!(linked.len(), 1, "{events:?}");
+    assert_eq!(linked[0].customer_number, first.customer_number);
+    let source = linked[0].source.as_ref().unwrap();
+    assert_eq!((source.source_system.as_str(), source.source_customer_id.as_str()), ("CARD", "K-9"));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_replay_or_an_older_version_changes_nothing() {
     let mut app = spawn_app().await;
     let mut v2 = person("CORE", "C-1", ID18, "张伟");

@@ -177,10 +177,16 @@ pub(super) async fn apply_run(
         let party = &mut parties[p];
         let entry =
             (v.source_system.clone(), v.source_customer_id.clone(), r.attributes.clone(), r.flags.clone(), now_us);
-        match party.records.iter_mut().find(|x| x.0 == v.source_system && x.1 == v.source_customer_id) {
-            Some(x) => *x = entry,
-            None => party.records.push(entry),
-        }
+        let joined = match party.records.iter_mut().find(|x| x.0 == v.source_system && x.1 == v.source_customer_id) {
+            Some(x) => {
+                *x = entry;
+                false
+            }
+            None => {
+                party.records.push(entry);
+                true
+            }
+        };
         let survived =
             survive(trust, party.records.iter().map(|(s, i, a, f, u)| (s.as_str(), i.as_str(), a, f.as_slice(), *u)));
         let changed = changed_attributes(&party.golden, &survived.golden);
@@ -214,6 +220,14 @@ pub(super) async fn apply_run(
                         changed_attributes: changed,
                         source: Some(source),
                     },
+                )
+                .in_trace(r.trace.clone()),
+            );
+        } else if joined {
+            events.push(
+                OutboxEvent::new(
+                    &party.customer_number,
+                    &pb::SourceRecordLinked { customer_number: party.customer_number.clone(), source: Some(source) },
                 )
                 .in_trace(r.trace.clone()),
             );
