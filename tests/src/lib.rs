@@ -88,21 +88,7 @@ impl TestPlatform {
         // published before it can receive it.
         let identity = RunningService::start(identity_port, |stop| id_app.run_until_stopped(stop)).await;
 
-        let cp_env = TestEnv::new("customer-profile").await;
         let endpoint = format!("http://127.0.0.1:{identity_port}");
-        let mut vars = vec![
-            ("customer.pii_key", KEY_HEX),
-            ("messaging.exchange", id_env.exchange.as_str()),
-            ("auth.identity_endpoint", endpoint.as_str()),
-            ("auth.revocation_poll_ms", "200"),
-            ("auth.key_refresh_min_interval_ms", "0"),
-        ];
-        vars.extend_from_slice(customers_extra);
-        let settings = customer_profile::Settings::load_from(cp_env.vars(&vars))?;
-        let cp_app = customer_profile::Application::build(settings).await?;
-        let customers_port = cp_app.port();
-        let customers = RunningService::start(customers_port, |stop| cp_app.run_until_stopped(stop)).await;
-
         let an_env = TestEnv::new("analytics").await;
         let vars = [
             ("messaging.exchange", id_env.exchange.as_str()),
@@ -114,6 +100,24 @@ impl TestPlatform {
         let an_app = analytics::Application::build(settings).await?;
         let analytics_port = an_app.port();
         let analytics = RunningService::start(analytics_port, |stop| an_app.run_until_stopped(stop)).await;
+
+        let cp_env = TestEnv::new("customer-profile").await;
+        let analytics_endpoint = format!("http://127.0.0.1:{analytics_port}");
+        let mut vars = vec![
+            ("customer.pii_key", KEY_HEX),
+            ("messaging.exchange", id_env.exchange.as_str()),
+            ("auth.identity_endpoint", endpoint.as_str()),
+            ("auth.revocation_poll_ms", "200"),
+            ("auth.key_refresh_min_interval_ms", "0"),
+            ("customer.analytics.endpoint", analytics_endpoint.as_str()),
+            ("customer.analytics.timeout_ms", "2000"),
+        ];
+        vars.extend_from_slice(customers_extra);
+        let settings = customer_profile::Settings::load_from(cp_env.vars(&vars))?;
+        let cp_app = customer_profile::Application::build(settings).await?;
+        let customers_port = cp_app.port();
+        let customers = RunningService::start(customers_port, |stop| cp_app.run_until_stopped(stop)).await;
+
         Ok(Self {
             identity: identity.channel.clone(),
             customers: customers.channel.clone(),
@@ -125,7 +129,7 @@ impl TestPlatform {
             customers_database_url: cp_env.database_url(),
             analytics_database_url: an_env.database_url(),
             exchange: id_env.exchange,
-            running: vec![identity, customers, analytics],
+            running: vec![identity, analytics, customers],
         })
     }
 

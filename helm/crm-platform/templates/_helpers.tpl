@@ -126,6 +126,10 @@ may override the chart's values (the schema refuses the keys the chart must own)
 {{- if has "identity" (.svc.callees | default list) -}}
 {{- $_ := set $d (printf "%s__AUTH__IDENTITY_ENDPOINT" $p) (printf "http://%s:50051" (include "crm.fullname" (dict "root" .root "name" "identity"))) -}}
 {{- end -}}
+{{- /* customer-profile's 360° view asks analytics for the value card. */ -}}
+{{- if and (eq .name "customer-profile") (has "analytics" (.svc.callees | default list)) -}}
+{{- $_ := set $d (printf "%s__CUSTOMER__ANALYTICS__ENDPOINT" $p) (printf "http://%s:50051" (include "crm.fullname" (dict "root" .root "name" "analytics"))) -}}
+{{- end -}}
 {{- range $key, $value := (.svc.config | default dict) -}}
 {{- $_ := set $d (printf "%s__%s" $p $key) (toString $value) -}}
 {{- end -}}

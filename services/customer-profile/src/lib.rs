@@ -34,6 +34,7 @@ pub mod pii;
 pub mod sample;
 pub mod settings;
 pub mod store;
+pub mod value_card;
 
 use std::future::Future;
 
@@ -81,7 +82,8 @@ impl Application {
             None => runtime.identity_verifier()?,
         };
         runtime.protect(verifier, access::POLICY);
-        let api = grpc::CustomerApi::new(&mut runtime, trust, pii);
+        let value_cards = value_card::ValueCards::new(&settings.service.analytics)?;
+        let api = grpc::CustomerApi::new(&mut runtime, trust, pii, value_cards);
         Ok(Self { runtime, api })
     }
 

@@ -20,6 +20,10 @@ const DEFAULTS: &str = r#"
 [customer]
 default_trust = 10
 
+[customer.analytics]
+endpoint = ""
+timeout_ms = 300
+
 [customer.sources.CORE]
 trust = 90
 
@@ -62,6 +66,19 @@ pub struct CustomerSettings {
     pub default_trust: i32,
     /// Known source systems by code.
     pub sources: HashMap<String, SourceTrust>,
+    /// Where the 360° view's value card comes from.
+    pub analytics: AnalyticsClientSettings,
+}
+
+/// `[customer.analytics]`: the analytics service the 360° view asks for the value card.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalyticsClientSettings {
+    /// `http://host:port` of analytics; empty: views answer without a value card
+    /// (`VALUE_CARD_STATUS_NOT_CONFIGURED`).
+    pub endpoint: String,
+    /// How long a view waits for the value card before answering without it.
+    pub timeout_ms: u64,
 }
 
 impl CustomerSettings {
@@ -93,6 +110,16 @@ impl ServiceSection for CustomerSettings {
 
     fn validate(&self, _platform: &PlatformSettings, v: &Validator<'_>) -> Result<(), ConfigError> {
         v.check(self.pii_cipher().is_ok(), "customer.pii_key", "must be 64 hexadecimal digits (32 bytes)")?;
+        v.check(
+            self.analytics.endpoint.is_empty() || self.analytics.endpoint.starts_with("http"),
+            "customer.analytics.endpoint",
+            "must be empty or an http:// URL",
+        )?;
+        v.check(
+            (1..=10_000).contains(&self.analytics.timeout_ms),
+            "customer.analytics.timeout_ms",
+            "must be 1..=10000",
+        )?;
         for (system, source) in &self.sources {
             for key in source.attributes.keys() {
                 v.check(

@@ -214,9 +214,10 @@ async fn identity_tokens_scopes_org_moves_and_revocations_govern_customer_profil
 }
 
 /// customer-profile identifies customers; analytics learns them from its events, values
-/// the balances core banking sends under the customers' source keys, and levels them.
+/// the balances core banking sends under the customers' source keys, and levels them;
+/// the 360° view shows the value card.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn analytics_levels_customers_customer_profile_identified_from_facts_named_by_source_key() {
+async fn analytics_levels_customers_from_facts_named_by_source_key_and_the_360_view_shows_the_value_card() {
     use crm_proto::crm::analytics::v1 as apb;
     use crm_proto::crm::common::v1 as common;
 
@@ -281,5 +282,19 @@ async fn analytics_levels_customers_customer_profile_identified_from_facts_named
         .changes;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].to_level, "gold");
+
+    // The 360° view shows the value card from analytics.
+    let view = platform
+        .customers(&token)
+        .get_customer360(cpb::GetCustomer360Request { customer_number: number.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(view.value_card_status, cpb::ValueCardStatus::Shown as i32);
+    let card = view.value_card.unwrap();
+    assert_eq!((card.level_code.as_str(), card.level_name.as_str()), ("gold", "金"));
+    assert_eq!(card.weighted_aum_minor, 80_000 * 100);
+    let deposit = card.aum.iter().find(|c| c.asset_class == "deposit").unwrap();
+    assert_eq!(deposit.point_in_time_minor, 80_000 * 100);
     platform.stop().await;
 }

@@ -69,18 +69,25 @@ pub struct CustomerApi {
     upserts: store::UpsertWriter,
     /// Audit entries of concurrent calls, written together.
     audits: AuditWriter,
+    /// analytics, for the 360° view's value card.
+    value_cards: crate::value_card::ValueCards,
 }
 
 impl CustomerApi {
     /// A service over the database in `pool` with the configured source trust and PII key.
-    pub fn new(runtime: &mut ServiceRuntime, trust: TrustTable, pii: PiiCipher) -> Self {
+    pub fn new(
+        runtime: &mut ServiceRuntime,
+        trust: TrustTable,
+        pii: PiiCipher,
+        value_cards: crate::value_card::ValueCards,
+    ) -> Self {
         let pool = runtime.pool.clone();
         let (trust, pii) = (Arc::new(trust), Arc::new(pii));
         let (upserts, writer) = store::UpsertWriter::new(pool.clone(), trust.clone(), pii.clone());
         runtime.task("upsert writer", writer);
         let (audits, writer) = AuditWriter::new(pool.clone());
         runtime.task("audit writer", writer);
-        Self { pool, trust, pii, upserts, audits }
+        Self { pool, trust, pii, upserts, audits, value_cards }
     }
 
     /// Stored PII as `viewer` may see it.

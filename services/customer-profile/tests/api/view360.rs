@@ -1,7 +1,7 @@
 use crm_proto::crm::customer::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{ID18, person, spawn_app};
+use crate::helpers::{ID18, person, spawn_app, spawn_app_with};
 
 fn company(system: &str, id: &str, uscc: &str, name: &str) -> pb::SourceRecord {
     let mut r = person(system, id, uscc, name);
@@ -211,5 +211,41 @@ async fn an_absorbed_number_answers_with_its_survivor_in_every_read_and_change()
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_analytics_configured_the_view_says_so_and_answers() {
+    let mut app = spawn_app().await;
+    let zhang = app.upsert(person("CORE", "C-1", ID18, "张伟")).await.unwrap();
+    let view = app
+        .client
+        .get_customer360(pb::GetCustomer360Request { customer_number: zhang.customer_number })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(view.value_card_status, pb::ValueCardStatus::NotConfigured as i32);
+    assert!(view.value_card.is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_analytics_down_the_view_answers_within_the_deadline_and_marks_the_value_card_unavailable() {
+    // A port nothing listens on: analytics is down.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let endpoint = format!("http://127.0.0.1:{closed}");
+    let mut app =
+        spawn_app_with(&[("customer.analytics.endpoint", &endpoint), ("customer.analytics.timeout_ms", "200")]).await;
+    let zhang = app.upsert(person("CORE", "C-1", ID18, "张伟")).await.unwrap();
+    let started = std::time::Instant::now();
+    let view = app
+        .client
+        .get_customer360(pb::GetCustomer360Request { customer_number: zhang.customer_number })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(view.value_card_status, pb::ValueCardStatus::Unavailable as i32);
+    assert_eq!(view.customer.unwrap().name, "张伟", "the rest of the view is there");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "bounded by the deadline: {:?}", started.elapsed());
     app.stop().await;
 }
