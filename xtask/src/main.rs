@@ -21,6 +21,7 @@
 mod dev;
 mod new_service;
 mod sample;
+mod sample_value;
 mod supervise;
 
 use std::path::{Path, PathBuf};
@@ -97,6 +98,12 @@ fn env_for(service: &str, port: u16, secrets: &dev::Secrets) -> Vec<(String, Str
         (var("grpc.port"), port.to_string()),
     ];
     env.extend(secrets.of(service).map(|(key, value)| (var(key), value.to_string())));
+    // customer-profile's 360° view asks analytics for the value card.
+    if service == "customer-profile"
+        && let Some((_, analytics)) = PORTS.iter().find(|(s, _)| *s == "analytics")
+    {
+        env.push((var("customer.analytics.endpoint"), format!("http://127.0.0.1:{analytics}")));
+    }
     env
 }
 
@@ -306,7 +313,7 @@ async fn main() -> ExitCode {
         Some("sample") => sample::run(&args[1..]).await,
         Some("reset") => dev::reset().await,
         Some("new-service") => new_service::run(&args[1..]),
-        _ => Err("usage: cargo xtask <up|reset|test|sample [--endpoint URL] [--identity URL] [--records N]|new-service NAME>"
+        _ => Err("usage: cargo xtask <up|reset|test|sample [--endpoint URL] [--identity URL] [--analytics URL] [--records N]|new-service NAME>"
             .into()),
     };
     match result {

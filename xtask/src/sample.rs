@@ -1,9 +1,11 @@
 //! `cargo xtask sample`: loads a generated sample into a running customer-profile and
 //! shows what the ECIF made of it: a merged customer's golden record with lineage and
-//! source cross-reference, and the work list of suspect pairs. It logs in to identity as the
+//! source cross-reference, and the work list of suspect pairs; then the analytics
+//! sample ([`crate::sample_value`]): balances, levels, the value card. It logs in to identity as the
 //! development administrator (`xtask up` generated the password into `.dev/`).
 
 use crm_platform::grpc::client::BearerToken;
+use crm_proto::crm::analytics::v1::analytics_service_client::AnalyticsServiceClient;
 use crm_proto::crm::common::v1 as common;
 use crm_proto::crm::customer::v1 as pb;
 use crm_proto::crm::identity::v1 as id;
@@ -76,10 +78,11 @@ pub async fn run(args: &[String]) -> Result<(), String> {
         .connect()
         .await
         .map_err(|e| format!("cannot reach customer-profile at {endpoint} (is `cargo xtask up` running?): {e}"))?;
-    let mut client = CustomerServiceClient::with_interceptor(channel, bearer);
+    let mut client = CustomerServiceClient::with_interceptor(channel, bearer.clone());
 
     let mut records = showcase();
-    records.extend(customer_profile::sample::generate(42, n));
+    let generated = customer_profile::sample::generate(42, n);
+    records.extend(generated.iter().cloned());
     let total = records.len();
     let stream =
         tokio_stream::iter(records.into_iter().map(|record| pb::ImportSourceRecordsRequest { record: Some(record) }));
@@ -139,9 +142,23 @@ pub async fn run(args: &[String]) -> Result<(), String> {
             s.suspect_pair_id, s.customer_number_a, s.name_a, s.customer_number_b, s.name_b, s.id_number
         );
     }
+
+    let analytics_endpoint = arg(args, "--analytics").unwrap_or_else(|| "http://127.0.0.1:50053".into());
+    let channel = tonic::transport::Endpoint::from_shared(analytics_endpoint.clone())
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach analytics at {analytics_endpoint} (is `cargo xtask up` running?): {e}"))?;
+    let mut analytics = AnalyticsServiceClient::with_interceptor(channel, bearer);
+    crate::sample_value::run(&mut analytics, &mut client, &generated, &merged.customer_number).await?;
+
     println!(
         "\nmore: grpcurl -plaintext {} describe crm.customer.v1.CustomerService",
         endpoint.trim_start_matches("http://")
+    );
+    println!(
+        "      grpcurl -plaintext {} describe crm.analytics.v1.AnalyticsService",
+        analytics_endpoint.trim_start_matches("http://")
     );
     Ok(())
 }
