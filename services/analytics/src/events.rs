@@ -7,6 +7,8 @@
 //! - `crm.customer.v1.CustomerCreated` / `CustomerUpdated` / `SourceRecordLinked` (their
 //!   source record is the customer's), `CustomerMerged`, `CustomerUnmerged` → the copy of customer-profile's
 //!   identification; facts move with their customers and waiting facts count.
+//! - `crm.customer.v1.CustomerAssigned`, `crm.identity.v1.OrgChanged` → the copies data
+//!   scopes filter by.
 //! - `crm.analytics.v1.TransactionPosted` → transactions from core banking, kept by
 //!   transaction id (a redelivery changes nothing).
 
@@ -26,6 +28,9 @@ pub const CUSTOMER_EVENTS: [&str; 5] = [
     "crm.customer.v1.CustomerMerged",
     "crm.customer.v1.CustomerUnmerged",
 ];
+
+/// Routing keys of what data scopes filter by: assignments and the org tree.
+pub const SCOPE_EVENTS: [&str; 2] = ["crm.customer.v1.CustomerAssigned", "crm.identity.v1.OrgChanged"];
 
 /// Routing key of core banking's transactions.
 pub const TRANSACTION_POSTED: &str = "crm.analytics.v1.TransactionPosted";
@@ -81,6 +86,41 @@ impl EventHandler for CustomerHandler {
         .map_err(handler_error)?;
         store::valuation::recompute(tx, &touched).await.map_err(handler_error)?;
         Ok(())
+    }
+}
+
+/// Keeps the copies of assignments and of the org tree that data scopes filter by.
+#[derive(Debug, Clone, Default)]
+pub struct ScopeHandler;
+
+impl EventHandler for ScopeHandler {
+    async fn handle(&self, event: &IncomingEvent, tx: &mut PgConnection) -> Result<(), HandlerError> {
+        match event.event_type.as_str() {
+            "crm.customer.v1.CustomerAssigned" => {
+                let e: customer::CustomerAssigned = event.decode()?;
+                let a = e
+                    .assignment
+                    .ok_or_else(|| HandlerError::Permanent("CustomerAssigned without assignment".into()))?;
+                let at = a
+                    .update_time
+                    .as_ref()
+                    .and_then(crm_platform::convert::time_of)
+                    .or(event.time)
+                    .unwrap_or_else(time::OffsetDateTime::now_utc);
+                store::scope::assigned(tx, &a.customer_number, &a.home_org_id, &a.primary_rm_id, &a.related_rm_ids, at)
+                    .await
+            }
+            "crm.identity.v1.OrgChanged" => {
+                let e: crm_proto::crm::identity::v1::OrgChanged = event.decode()?;
+                let org = e.org.ok_or_else(|| HandlerError::Permanent("OrgChanged without org".into()))?;
+                if org.org_id.is_empty() || !org.path.starts_with('/') || !org.path.ends_with('/') {
+                    return Err(HandlerError::Permanent(format!("OrgChanged with an unusable org: {:?}", org.org_id)));
+                }
+                store::scope::org_changed(tx, &org.org_id, &org.path, org.closed).await
+            }
+            other => return Err(HandlerError::Permanent(format!("not a scope event: {other}"))),
+        }
+        .map_err(handler_error)
     }
 }
 

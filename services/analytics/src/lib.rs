@@ -81,6 +81,7 @@ impl Application {
         runtime.add_service(AnalyticsServiceServer::new(self.api));
         runtime.consumer("customers", &events::CUSTOMER_EVENTS, events::CustomerHandler);
         runtime.consumer("transactions", &[events::TRANSACTION_POSTED], events::TransactionPostedHandler);
+        runtime.consumer("scope", &events::SCOPE_EVENTS, events::ScopeHandler);
         runtime.run(stop).await
     }
 }

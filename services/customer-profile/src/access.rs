@@ -6,7 +6,7 @@
 //! scope with [`visibility`] and reveal full ID and phone numbers only with
 //! `customer.pii.read`.
 
-use crm_platform::auth::{Caller, DataScope, Policy, Requirement};
+use crm_platform::auth::{Caller, Policy, Requirement};
 
 use crate::store::Visibility;
 
@@ -43,13 +43,7 @@ pub const PII_READ: &str = "customer.pii.read";
 
 /// The customers `caller` may see.
 pub fn visibility(caller: &Caller) -> Visibility {
-    let c = &caller.claims;
-    match c.scope {
-        DataScope::All => Visibility::All,
-        DataScope::Subtree => Visibility::Subtree(c.org_path.clone()),
-        DataScope::Org => Visibility::Org(c.org.clone()),
-        DataScope::Own => Visibility::Own(c.sub.clone()),
-    }
+    Visibility::of(caller)
 }
 
 /// Whether `caller` sees PII in full.
@@ -65,7 +59,7 @@ pub fn service_prefix() -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crm_platform::auth::{Claims, PrincipalKind};
+    use crm_platform::auth::{Claims, DataScope, PrincipalKind};
     use prost::Message;
 
     fn caller(scope: DataScope, perms: &[&str]) -> Caller {

@@ -1,6 +1,6 @@
 //! What an SRE sees of one call (docs/deploy.md, "What an SRE looks at first"): the
-//! spans of a flow across identity and customer-profile, captured in memory, form one
-//! trace in which every hop is the child of the hop that caused it.
+//! spans of a flow across identity, customer-profile and analytics, captured in memory,
+//! form one trace in which every hop is the child of the hop that caused it.
 //!
 //! Its own process: the test installs the global subscriber, exporting every span.
 
@@ -87,8 +87,8 @@ type Admin = ipb::identity_admin_service_client::IdentityAdminServiceClient<
     crm_platform::grpc::client::TracedChannel<BearerToken>,
 >;
 
-/// Waits until customer-profile consumes identity's `OrgChanged` events, by creating
-/// orgs until one is processed: `TestPlatform::start` returns before its consumer has
+/// Waits until customer-profile and analytics consume identity's `OrgChanged` events,
+/// by creating orgs until both have processed one: `TestPlatform::start` returns before its consumer has
 /// declared its queue, and an event published before that reaches no queue.
 async fn until_customer_profile_follows_org_changes(admin: &mut Admin) {
     for n in 0..60 {
@@ -97,19 +97,23 @@ async fn until_customer_profile_follows_org_changes(admin: &mut Admin) {
             .create_org(ipb::CreateOrgRequest { org_id: org.clone(), name: org, parent_org_id: "HO".into() })
             .await
             .unwrap();
+        // Both followers (customer-profile and analytics) have processed one.
         let processed = eventually(Duration::from_secs(1), || async {
-            exported()
+            let queues: std::collections::BTreeSet<String> = exported()
                 .get_finished_spans()
                 .unwrap_or_default()
                 .iter()
-                .any(|s| s.name == format!("{ORG_CHANGED} process"))
+                .filter(|s| s.name == format!("{ORG_CHANGED} process"))
+                .filter_map(|s| attribute(s, "messaging.destination.name"))
+                .collect();
+            queues.len() == 2
         })
         .await;
         if processed {
             return;
         }
     }
-    panic!("customer-profile never processed an OrgChanged event");
+    panic!("customer-profile and analytics never both processed an OrgChanged event");
 }
 
 #[tokio::test]
@@ -181,17 +185,29 @@ async fn an_admin_call_its_statements_its_event_the_relay_and_the_consumer_form_
     assert!(event_id.is_some());
     assert_eq!(attribute(create, "messaging.message.id"), event_id, "create and publish name the same event");
 
-    let process = the(&trace, "consumer process span", |s| s.name == format!("{ORG_CHANGED} process"));
-    assert_eq!(process.parent_span_id, id(publish), "the consumer continues the publish span");
-    assert_eq!(process.span_kind, SpanKind::Consumer);
-    assert_eq!(attribute(process, "messaging.system").as_deref(), Some("rabbitmq"));
-    assert_eq!(attribute(process, "messaging.operation").as_deref(), Some("process"));
-    assert_eq!(attribute(process, "messaging.message.id"), event_id);
-    assert_eq!(attribute(process, "messaging.rabbitmq.destination.routing_key").as_deref(), Some(ORG_CHANGED));
-    assert!(
-        trace.iter().any(|s| is_statement(s) && is_below(&trace, s, process)),
-        "customer-profile's statements are below its process span: {:#?}",
-        names(&trace)
-    );
+    // Both services that follow the org tree consume the event, each in the trace.
+    let consumed_by_both = eventually(Duration::from_secs(15), || async {
+        spans_of(&trace_id).iter().filter(|s| s.name == format!("{ORG_CHANGED} process")).count() == 2
+    })
+    .await;
+    let trace = spans_of(&trace_id);
+    assert!(consumed_by_both, "customer-profile and analytics processed it: {:#?}", names(&trace));
+    for service in ["customer-profile", "analytics"] {
+        let process = the(&trace, &format!("{service}'s process span"), |s| {
+            s.name == format!("{ORG_CHANGED} process")
+                && attribute(s, "messaging.destination.name").is_some_and(|q| q.contains(&format!(".{service}.")))
+        });
+        assert_eq!(process.parent_span_id, id(publish), "{service}'s consumer continues the publish span");
+        assert_eq!(process.span_kind, SpanKind::Consumer);
+        assert_eq!(attribute(process, "messaging.system").as_deref(), Some("rabbitmq"));
+        assert_eq!(attribute(process, "messaging.operation").as_deref(), Some("process"));
+        assert_eq!(attribute(process, "messaging.message.id"), event_id);
+        assert_eq!(attribute(process, "messaging.rabbitmq.destination.routing_key").as_deref(), Some(ORG_CHANGED));
+        assert!(
+            trace.iter().any(|s| is_statement(s) && is_below(&trace, s, process)),
+            "{service}'s statements are below its process span: {:#?}",
+            names(&trace)
+        );
+    }
     platform.stop().await;
 }

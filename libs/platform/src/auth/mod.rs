@@ -23,12 +23,14 @@ pub mod revocation;
 pub mod stored;
 pub mod token;
 pub mod verifier;
+pub mod visibility;
 
 pub use identity_keys::IdentityKeys;
 pub use layer::{AuthLayer, Policy, Requirement, caller, current_caller};
 pub use stored::UnknownName;
 pub use token::{Claims, DataScope, PrincipalKind, SigningKey, TokenError, VerificationKey, sign};
 pub use verifier::{Caller, KeySource, StaticKeys, Verifier, VerifierSettings};
+pub use visibility::Visibility;
 
 /// The routing key (event type) of revocations.
 pub const PRINCIPAL_REVOKED: &str = "crm.identity.v1.PrincipalRevoked";

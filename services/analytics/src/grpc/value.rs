@@ -1,6 +1,7 @@
 //! Reading customer value: the value card, the level history, the level on a date.
 
 use crm_platform::FieldViolations;
+use crm_platform::auth::Visibility;
 use crm_platform::convert::{date, date_of};
 use crm_proto::crm::analytics::v1 as pb;
 use time::Date;
@@ -22,6 +23,17 @@ fn customer_number(number: &str) -> Result<String> {
     Ok(number.to_string())
 }
 
+/// The survivor of `number` when the caller may see it: NOT_FOUND when analytics does
+/// not know it, PERMISSION_DENIED when it lies outside the caller's data scope.
+async fn visible_customer<T>(api: &AnalyticsApi, request: &Request<T>, number: &str) -> Result<String, Status> {
+    let visibility = Visibility::of(crm_platform::auth::caller(request)?);
+    let survivor = store::values::survivor(&api.pool, number).await?;
+    if !store::scope::visible(&api.pool, &survivor, &visibility).await? {
+        return Err(Error::OutOfScope(format!("customer {number}")).into());
+    }
+    Ok(survivor)
+}
+
 /// The display name of level `code` under the rule in force on `on`.
 fn level_name(rules: &RuleSet, code: &str, on: Date) -> String {
     rules
@@ -41,6 +53,7 @@ pub async fn get_customer_value(
     request: Request<pb::GetCustomerValueRequest>,
 ) -> Result<Response<pb::GetCustomerValueResponse>, Status> {
     let number = customer_number(&request.get_ref().customer_number)?;
+    let number = visible_customer(api, &request, &number).await?;
     let value = store::values::value(&api.pool, &number).await?;
     let rules = rules(api).await?;
     let on = value.as_of.unwrap_or(time::OffsetDateTime::now_utc().date());
@@ -73,6 +86,7 @@ pub async fn list_level_history(
     request: Request<pb::ListLevelHistoryRequest>,
 ) -> Result<Response<pb::ListLevelHistoryResponse>, Status> {
     let number = customer_number(&request.get_ref().customer_number)?;
+    let number = visible_customer(api, &request, &number).await?;
     let (_, changes) = store::values::history(&api.pool, &number).await?;
     Ok(Response::new(pb::ListLevelHistoryResponse {
         changes: changes.iter().rev().map(pb::LevelChange::from).collect(),
@@ -101,6 +115,7 @@ pub async fn get_level_on(
             return Err(Error::Invalid(v).into());
         }
     };
+    let number = visible_customer(api, &request, &number).await?;
     let (_, rows) = store::values::history(&api.pool, &number).await?;
     let rules = rules(api).await?;
     let changes: Vec<LevelChange> = rows

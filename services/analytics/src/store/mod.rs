@@ -6,6 +6,7 @@
 //! - [`catalogue`]: products and FX rates.
 //! - [`facts`]: balance snapshots and transactions.
 //! - [`rules`]: level rule versions and closed months.
+//! - [`scope`]: copies of assignments and the org tree, for data scopes.
 //! - [`valuation`]: each customer's value and level history, replayed from its facts.
 //! - [`values`]: reading them back.
 
@@ -13,6 +14,7 @@ pub mod catalogue;
 pub mod customers;
 pub mod facts;
 pub mod rules;
+pub mod scope;
 pub mod valuation;
 pub mod values;
 

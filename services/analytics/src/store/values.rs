@@ -41,7 +41,7 @@ impl ValueRow {
 }
 
 /// The survivor of `number`, or NOT_FOUND.
-async fn survivor(pool: &PgPool, number: &str) -> Result<String> {
+pub async fn survivor(pool: &PgPool, number: &str) -> Result<String> {
     sqlx::query_scalar::<_, Option<String>>("SELECT surviving_customer($1)")
         .bind(number)
         .fetch_one(pool)

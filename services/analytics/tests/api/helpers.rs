@@ -56,6 +56,11 @@ impl TestApp {
         client_with(&self.running.channel, &self.tokens.token(subject, perms, DataScope::All, "/HO/"))
     }
 
+    /// A client for a user with `perms` and data scope `scope` at org path `org_path`.
+    pub fn scoped_client(&self, subject: &str, perms: &[&str], scope: DataScope, org_path: &str) -> Client {
+        client_with(&self.running.channel, &self.tokens.token(subject, perms, scope, org_path))
+    }
+
     /// A client without any token.
     pub fn anonymous_client(&self) -> AnalyticsServiceClient<Channel> {
         AnalyticsServiceClient::new(self.running.channel.clone())

@@ -5,31 +5,9 @@ use sqlx::{PgConnection, PgPool};
 
 use crate::error::Result;
 
-/// Which customers a caller may see, as the database filters them
-/// (the `party_visible` function of migration 0007).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Visibility {
-    /// Every customer.
-    All,
-    /// Customers whose home org lies under this org path.
-    Subtree(String),
-    /// Customers of this org.
-    Org(String),
-    /// Customers this user is primary or related RM of.
-    Own(String),
-}
-
-impl Visibility {
-    /// The `(scope, arg)` pair `party_visible` takes.
-    pub fn sql_args(&self) -> (&'static str, &str) {
-        match self {
-            Visibility::All => ("all", ""),
-            Visibility::Subtree(path) => ("subtree", path),
-            Visibility::Org(org) => ("org", org),
-            Visibility::Own(subject) => ("own", subject),
-        }
-    }
-}
+/// Which customers a caller may see (the kit's), as `party_visible` (migration 0006)
+/// filters them.
+pub use crm_platform::auth::Visibility;
 
 /// Whether the party with this customer number is inside `visibility` (pass the
 /// survivor's number: absorbed parties have no assignment of their own). `None` when

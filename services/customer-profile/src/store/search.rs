@@ -27,13 +27,6 @@ pub struct SearchCriteria {
     pub visibility: Visibility,
 }
 
-impl Default for Visibility {
-    /// Nothing is visible unless a scope says so.
-    fn default() -> Self {
-        Visibility::Own(String::new())
-    }
-}
-
 /// One search hit.
 #[derive(Debug, Clone)]
 pub struct CustomerRow {
