@@ -168,15 +168,15 @@ class FromPython(unittest.TestCase):
                 ))
 
             requests = [snapshot(i) for i in range(500)] + [snapshot(500, "NO-SUCH")]
-            report = analytics.LoadBalances(iter(requests), metadata=self.metadata, timeout=60)
+            report = analytics.LoadBalances(iter(requests), metadata=self.metadata, timeout=60).report
             self.assertEqual(report.accepted_count, 500)
             self.assertEqual([r.index for r in report.rejections], [500])
             self.assertEqual(report.rejections[0].violations[0].field, "snapshot.product_code")
-            again = analytics.LoadBalances(iter(requests), metadata=self.metadata, timeout=60)
+            again = analytics.LoadBalances(iter(requests), metadata=self.metadata, timeout=60).report
             self.assertEqual(again.unchanged_count, 500)
 
             steps = list(analytics.RecomputeAll(analytics_pb2.RecomputeAllRequest(), metadata=self.metadata, timeout=60))
-            self.assertTrue(steps and steps[-1].finished)
+            self.assertTrue(steps and steps[-1].progress.finished)
             rules = analytics.ListLevelRules(analytics_pb2.ListLevelRulesRequest(), metadata=self.metadata, timeout=10)
             self.assertEqual([level.code for level in rules.rules[0].levels], ["potential", "gold", "platinum", "growth", "core"])
             with self.assertRaises(grpc.RpcError) as unknown:

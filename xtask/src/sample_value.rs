@@ -112,7 +112,13 @@ pub async fn run(
     let last = this_month.previous_day().ok_or("no previous day")?;
     let requests = balances(generated, first, last);
     let sent = requests.len();
-    let report = analytics.load_balances(tokio_stream::iter(requests)).await.map_err(|e| e.to_string())?.into_inner();
+    let report = analytics
+        .load_balances(tokio_stream::iter(requests))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner()
+        .report
+        .unwrap_or_default();
     println!(
         "\nanalytics: {sent} daily balances from {first} to {last}: {} accepted, {} unchanged, {} waiting for their customer",
         report.accepted_count, report.unchanged_count, report.pending_count
@@ -142,7 +148,7 @@ pub async fn run(
             .into_inner();
         let mut last = apb::RecomputeProgress::default();
         while let Some(step) = progress.message().await.map_err(|e| e.to_string())? {
-            last = step;
+            last = step.progress.unwrap_or_default();
         }
         println!("  closed {label}: {} customers revalued, {} level changes", last.customers_total, last.level_changes);
     }

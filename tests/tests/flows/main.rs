@@ -257,7 +257,7 @@ async fn analytics_levels_customers_from_facts_named_by_source_key_and_the_360_v
         balance_date: Some(common::Date { year: 2026, month: 11, day: 30 }),
     };
     let stream = futures::stream::iter(vec![apb::LoadBalancesRequest { snapshot: Some(snapshot) }]);
-    let loaded = analytics.load_balances(stream).await.unwrap().into_inner();
+    let loaded = analytics.load_balances(stream).await.unwrap().into_inner().report.unwrap();
     assert_eq!(loaded.accepted_count, 1);
 
     // Whether the balance arrived before or after analytics learnt the customer, it

@@ -50,14 +50,14 @@ impl Fact for Transaction {
 /// A stream so far: the facts waiting for the next batch and the answer.
 struct Load<F> {
     batch: Vec<(i64, F)>,
-    response: pb::LoadFactsResponse,
+    response: pb::FactsReport,
     /// Where a product-code violation goes (`snapshot.product_code`).
     product_field: &'static str,
 }
 
 impl<F: Fact> Load<F> {
     fn new(product_field: &'static str) -> Self {
-        Self { batch: Vec::new(), response: pb::LoadFactsResponse::default(), product_field }
+        Self { batch: Vec::new(), response: pb::FactsReport::default(), product_field }
     }
 
     fn reject(&mut self, index: i64, violations: &FieldViolations) {
@@ -97,7 +97,7 @@ impl<F: Fact> Load<F> {
         Ok(())
     }
 
-    fn finish(mut self) -> pb::LoadFactsResponse {
+    fn finish(mut self) -> pb::FactsReport {
         self.response.rejections.sort_by_key(|r| r.index);
         self.response
     }
@@ -112,7 +112,7 @@ async fn load<M, F>(
     field: &'static str,
     product_field: &'static str,
     parse: impl Fn(&M) -> Result<F, FieldViolations>,
-) -> Result<Response<pb::LoadFactsResponse>, Status>
+) -> Result<pb::FactsReport, Status>
 where
     F: Fact,
 {
@@ -135,24 +135,30 @@ where
         }
     }
     load.flush(api).await?;
-    Ok(Response::new(load.finish()))
+    Ok(load.finish())
 }
 
 /// `LoadBalances`.
 pub async fn load_balances(
     api: &AnalyticsApi,
     request: Request<Streaming<pb::LoadBalancesRequest>>,
-) -> Result<Response<pb::LoadFactsResponse>, Status> {
-    load(api, request.into_inner(), "snapshot", "snapshot.product_code", convert::balance).await
+) -> Result<Response<pb::LoadBalancesResponse>, Status> {
+    let report = load(api, request.into_inner(), "snapshot", "snapshot.product_code", convert::balance).await?;
+    Ok(Response::new(pb::LoadBalancesResponse { report: Some(report) }))
 }
 
 /// `RecordTransactions`.
 pub async fn record_transactions(
     api: &AnalyticsApi,
     request: Request<Streaming<pb::RecordTransactionsRequest>>,
-) -> Result<Response<pb::LoadFactsResponse>, Status> {
-    load(api, request.into_inner(), "transaction", "transaction.product_code", |m: &pb::RecordTransactionsRequest| {
-        convert::transaction(m.transaction.as_ref(), "transaction.")
-    })
-    .await
+) -> Result<Response<pb::RecordTransactionsResponse>, Status> {
+    let report = load(
+        api,
+        request.into_inner(),
+        "transaction",
+        "transaction.product_code",
+        |m: &pb::RecordTransactionsRequest| convert::transaction(m.transaction.as_ref(), "transaction."),
+    )
+    .await?;
+    Ok(Response::new(pb::RecordTransactionsResponse { report: Some(report) }))
 }

@@ -29,8 +29,8 @@ impl AnalyticsApi {
     }
 }
 
-/// A stream of recompute progress.
-pub type ProgressStream = Pin<Box<dyn Stream<Item = Result<pb::RecomputeProgress, Status>> + Send>>;
+/// A stream of recompute progress, each step wrapped in the RPC's response `T`.
+pub type ProgressStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Every RPC, in proto order, handed to its family.
 #[tonic::async_trait]
@@ -59,14 +59,14 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
     async fn load_balances(
         &self,
         request: Request<Streaming<pb::LoadBalancesRequest>>,
-    ) -> Result<Response<pb::LoadFactsResponse>, Status> {
+    ) -> Result<Response<pb::LoadBalancesResponse>, Status> {
         facts::load_balances(self, request).await
     }
 
     async fn record_transactions(
         &self,
         request: Request<Streaming<pb::RecordTransactionsRequest>>,
-    ) -> Result<Response<pb::LoadFactsResponse>, Status> {
+    ) -> Result<Response<pb::RecordTransactionsResponse>, Status> {
         facts::record_transactions(self, request).await
     }
 
@@ -105,7 +105,7 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
         rules::list_level_rules(self, request).await
     }
 
-    type CloseMonthStream = ProgressStream;
+    type CloseMonthStream = ProgressStream<pb::CloseMonthResponse>;
 
     async fn close_month(
         &self,
@@ -114,7 +114,7 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
         rules::close_month(self, request).await
     }
 
-    type RecomputeAllStream = ProgressStream;
+    type RecomputeAllStream = ProgressStream<pb::RecomputeAllResponse>;
 
     async fn recompute_all(
         &self,

@@ -51,7 +51,7 @@ pub async fn list_level_rules(
 pub async fn close_month(
     api: &AnalyticsApi,
     request: Request<pb::CloseMonthRequest>,
-) -> Result<Response<ProgressStream>, Status> {
+) -> Result<Response<ProgressStream<pb::CloseMonthResponse>>, Status> {
     let context = CallContext::authenticated(&request)?;
     let month: Month = request.get_ref().month.trim().parse().map_err(|_| {
         let mut v = FieldViolations::new();
@@ -68,20 +68,22 @@ pub async fn close_month(
     let entry = context.audit("month.closed", Some(&month.to_string()), serde_json::json!({}));
     crm_platform::audit::record_in(&mut tx, &[entry]).await.map_err(Error::from)?;
     tx.commit().await.map_err(Error::from)?;
-    Ok(Response::new(progress(api.pool.clone()).await?))
+    let steps = progress(api.pool.clone()).await?;
+    Ok(Response::new(Box::pin(steps.map(|p| p.map(|p| pb::CloseMonthResponse { progress: Some(p) })))))
 }
 
 /// `RecomputeAll`: every fact's owner resolved again, then every customer replayed.
 pub async fn recompute_all(
     api: &AnalyticsApi,
     request: Request<pb::RecomputeAllRequest>,
-) -> Result<Response<ProgressStream>, Status> {
+) -> Result<Response<ProgressStream<pb::RecomputeAllResponse>>, Status> {
     let context = CallContext::authenticated(&request)?;
     crm_platform::audit::record(&api.pool, &[context.audit("values.recomputed", None, serde_json::json!({}))])
         .await
         .map_err(|e| Status::unavailable(e.to_string()))?;
     store::rules::reresolve_owners(&api.pool).await?;
-    Ok(Response::new(progress(api.pool.clone()).await?))
+    let steps = progress(api.pool.clone()).await?;
+    Ok(Response::new(Box::pin(steps.map(|p| p.map(|p| pb::RecomputeAllResponse { progress: Some(p) })))))
 }
 
 /// Recomputes every customer before answering (a rule change).
@@ -95,7 +97,7 @@ async fn recompute_all_now(pool: &PgPool) -> Result<(), Status> {
 
 /// Recomputes every customer in chunks of [`RECOMPUTE_CHUNK`], one transaction each,
 /// yielding progress after each; an interrupted recompute can simply run again.
-async fn progress(pool: PgPool) -> Result<ProgressStream, Status> {
+async fn progress(pool: PgPool) -> Result<ProgressStream<pb::RecomputeProgress>, Status> {
     let customers = store::rules::all_customers(&pool).await?;
     let total = customers.len() as i64;
     let chunks: Vec<BTreeSet<String>> =

@@ -120,11 +120,11 @@ async fn transactions_by_stream_and_by_topic_are_kept_once_by_id() {
             ts.into_iter().map(|t| pb::RecordTransactionsRequest { transaction: Some(t) }).collect::<Vec<_>>(),
         )
     };
-    let report = app.client.record_transactions(requests(sent.clone())).await.unwrap().into_inner();
+    let report = app.client.record_transactions(requests(sent.clone())).await.unwrap().into_inner().report.unwrap();
     assert_eq!((report.accepted_count, report.pending_count), (2, 2), "the customer is not known yet: kept, waiting");
     assert_eq!(report.rejections.len(), 1);
     assert_eq!(report.rejections[0].violations[0].field, "transaction.channel");
-    let replay = app.client.record_transactions(requests(sent)).await.unwrap().into_inner();
+    let replay = app.client.record_transactions(requests(sent)).await.unwrap().into_inner().report.unwrap();
     assert_eq!((replay.accepted_count, replay.unchanged_count), (0, 2));
 
     for id in ["T2", "T4", "T4"] {

@@ -110,11 +110,11 @@ impl TestApp {
     }
 
     /// Loads `snapshots` in one stream.
-    pub async fn load(&mut self, snapshots: Vec<pb::BalanceSnapshot>) -> pb::LoadFactsResponse {
+    pub async fn load(&mut self, snapshots: Vec<pb::BalanceSnapshot>) -> pb::FactsReport {
         let stream = futures::stream::iter(
             snapshots.into_iter().map(|s| pb::LoadBalancesRequest { snapshot: Some(s) }).collect::<Vec<_>>(),
         );
-        self.client.load_balances(stream).await.unwrap().into_inner()
+        self.client.load_balances(stream).await.unwrap().into_inner().report.unwrap()
     }
 
     /// The value card of `number`.
@@ -147,7 +147,7 @@ impl TestApp {
             self.client.close_month(pb::CloseMonthRequest { month: month.into() }).await.unwrap().into_inner();
         let mut last = None;
         while let Some(step) = stream.message().await.unwrap() {
-            last = Some(step);
+            last = step.progress;
         }
         let last = last.expect("progress");
         assert!(last.finished);
