@@ -91,8 +91,11 @@ pub async fn definition(pool: impl sqlx::PgExecutor<'_>, code: &Code) -> Result<
     row.ok_or_else(|| Error::NotFound(format!("segment {code}")))?.try_into()
 }
 
-/// Evaluates segment `code` over every valued customer and stores the snapshot.
+/// Evaluates segment `code` over every valued customer and stores the snapshot. Must be
+/// the first call in `tx`: it reads in one snapshot of the database (REPEATABLE READ),
+/// so values and tags are read as of one moment.
 pub async fn evaluate(tx: &mut PgConnection, code: &Code, evaluated_by: &str) -> Result<Snapshot> {
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
     let segment = definition(&mut *tx, code).await?;
     let rules = super::rules::rule_set(tx).await?;
     let mut tags = super::tags::all_customer_tags(&mut *tx).await?;

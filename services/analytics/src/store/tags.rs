@@ -9,6 +9,14 @@
 //! `0002_tags_segments.sql`), so the incremental path and a full recompute leave the
 //! same rows (`since` aside: it is when analytics found the tag). Manual tags are
 //! staff's and change only through [`set_manual`] and [`remove_manual`].
+//!
+//! A definition and the recomputes running beside it cannot miss each other: [`define`]
+//! locks `tag_definition` EXCLUSIVE, [`refresh`] ROW SHARE before it reads the rules
+//! (a table lock, no row written), so a recompute either finishes before the new rule
+//! is evaluated for everyone or reads the new rule. A rare deadlock between the two is
+//! possible (PostgreSQL ends one; the caller retries, as for any deadlock). A
+//! (re)definition evaluates every valued customer in its own transaction: seconds per
+//! 100,000 customers, during which recomputes wait.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -98,6 +106,7 @@ pub async fn define(tx: &mut PgConnection, tag: &TagDefinition, defined_by: &str
         TagKind::Rule(expr) => (TagSource::Rule, Some(expr.to_string()), TagSource::Manual),
         TagKind::Manual => (TagSource::Manual, None, TagSource::Rule),
     };
+    sqlx::query("LOCK TABLE tag_definition IN EXCLUSIVE MODE").execute(&mut *tx).await?;
     let version: i32 = sqlx::query_scalar(
         "INSERT INTO tag_definition (tag_code, name, kind, rule, version, defined_by)
          VALUES ($1, $2, $3, $4, 1, $5)
@@ -146,6 +155,7 @@ pub async fn define(tx: &mut PgConnection, tag: &TagDefinition, defined_by: &str
 
 /// Re-evaluates every rule tag of `number` from its stored value (none without one).
 pub async fn refresh(tx: &mut PgConnection, number: &str, rules: &RuleSet) -> Result<()> {
+    sqlx::query("LOCK TABLE tag_definition IN ROW SHARE MODE").execute(&mut *tx).await?;
     let rule_tags: Vec<(Code, Expr)> = definitions(&mut *tx)
         .await?
         .into_iter()

@@ -118,3 +118,29 @@ async fn a_segment_naming_an_unknown_tag_or_attribute_is_refused_with_its_column
     assert_eq!(none.unwrap_err().code(), Code::NotFound, "nothing was stored");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_large_snapshot_streams_in_ordered_pages_of_ten_thousand() {
+    let mut app = spawn_app().await;
+    define_segment(&mut app, "everyone", "aum.total >= 0").await.unwrap();
+    let empty = evaluate(&mut app, "everyone").await;
+    assert_eq!(empty.member_count, 0);
+    assert!(pages(&mut app, &empty.snapshot_id).await.is_empty(), "an empty snapshot answers no page");
+
+    // Paging is what is tested here: the members are written directly.
+    let id: uuid::Uuid = empty.snapshot_id.parse().unwrap();
+    sqlx::query(
+        "INSERT INTO segment_member (snapshot_id, customer_number)
+         SELECT $1, (100000000000 + n)::TEXT FROM generate_series(20000, 0, -1) AS n",
+    )
+    .bind(id)
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let pages = pages(&mut app, &empty.snapshot_id).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [10_000, 10_000, 1]);
+    let all: Vec<String> = pages.concat();
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "in order, no overlap");
+    assert_eq!((all[0].as_str(), all[20_000].as_str()), ("100000000000", "100000020000"));
+    app.stop().await;
+}

@@ -176,3 +176,46 @@ async fn staff_set_and_remove_manual_tags_and_cannot_set_a_rule_tag() {
     assert_eq!(denied.code(), Code::PermissionDenied);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_absorbed_customer_keeps_no_tags_and_its_number_answers_with_the_survivor() {
+    let mut app = spawn_app().await;
+    app.catalogue().await;
+    let (survivor, absorbed) = ("100000000104", "100000000105");
+    app.customer_created(survivor, ("CORE", "T4")).await;
+    app.customer_created(absorbed, ("CORE", "T5")).await;
+    app.define_tag("rich", "aum.total >= 5000000").await;
+    app.define_tag("vip", "").await;
+    app.load(vec![
+        cny("A4", by_number(survivor), "DEP", 30_000, day(2026, 3, 1)),
+        cny("A5", by_number(absorbed), "DEP", 40_000, day(2026, 3, 1)),
+    ])
+    .await;
+    let set = pb::SetManualTagRequest { customer_number: absorbed.into(), tag_code: "vip".into() };
+    app.client.set_manual_tag(set).await.unwrap();
+    assert_eq!(app.tags_of(absorbed).await, [("vip".to_string(), pb::TagKind::Manual)]);
+    assert!(app.tags_of(survivor).await.is_empty(), "neither alone reaches 50,000 yuan");
+
+    let merged = crm_proto::crm::customer::v1::CustomerMerged {
+        surviving_customer_number: survivor.into(),
+        absorbed_customer_numbers: vec![absorbed.into()],
+        reason: "STEWARD".into(),
+    };
+    app.customer_event(survivor, &merged).await;
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM customer_tag WHERE customer_number = $1")
+        .bind(absorbed)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the absorbed customer's tags go with it");
+    let answer = app
+        .client
+        .get_customer_tags(pb::GetCustomerTagsRequest { customer_number: absorbed.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.customer_number, survivor);
+    let codes: Vec<&str> = answer.tags.iter().map(|t| t.tag_code.as_str()).collect();
+    assert_eq!(codes, ["rich"], "together they reach the threshold");
+    app.stop().await;
+}
