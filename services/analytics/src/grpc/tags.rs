@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::AnalyticsApi;
 use super::value::customer_number;
-use crate::domain::tags::{Code, TagDefinition, TagKind};
+use crate::domain::tags::{Code, TagDefinition};
 use crate::error::{Error, Result};
 use crate::{convert, store};
 
@@ -123,32 +123,13 @@ pub async fn get_customer_tags(
     }))
 }
 
-/// `ExplainTag`: a rule evaluated now on the customer's stored value, with every test's
-/// reading; a manual tag's setting.
+/// `ExplainTag`.
 pub async fn explain_tag(
     api: &AnalyticsApi,
     request: Request<pb::ExplainTagRequest>,
 ) -> Result<Response<pb::ExplainTagResponse>, Status> {
     let r = request.get_ref();
     let (number, code) = customer_and_tag(&r.customer_number, &r.tag_code)?;
-    let survivor = store::tags::survivor(&api.pool, &number).await?;
-    let tag = store::tags::definition(&api.pool, &code).await?;
-    let (holds, explanation) = match &tag.kind {
-        TagKind::Rule(expr) => {
-            let customer = store::tags::attributes(&api.pool, Some(&survivor)).await?.into_iter().next();
-            match customer {
-                Some((_, customer)) => {
-                    let rules = store::rules::with_default(store::rules::stored(&api.pool).await?)?;
-                    let explained = expr.explain(&customer, &store::tags::level_order(&rules, &customer));
-                    (explained.outcome, explained.to_string())
-                }
-                None => (false, format!("customer {survivor} has no value yet (no balance): rule tags need one")),
-            }
-        }
-        TagKind::Manual => match store::tags::manual_setting(&api.pool, &survivor, &code).await? {
-            Some((by, since)) => (true, format!("set by {by} at {since}")),
-            None => (false, "a manual tag nobody set on this customer".to_string()),
-        },
-    };
+    let (tag, holds, explanation) = store::tags::explain(&api.pool, &number, &code).await?;
     Ok(Response::new(pb::ExplainTagResponse { holds, explanation, tag: Some((&tag).into()) }))
 }

@@ -301,8 +301,31 @@ pub async fn customer_tags(pool: &PgPool, number: &str) -> Result<(String, Vec<C
     Ok((survivor, tags))
 }
 
+/// Whether the survivor of `number` has tag `code`, and why: a rule evaluated now on
+/// the stored value, with every test's reading (as [`refresh`] evaluates it); a manual
+/// tag's setting.
+pub async fn explain(pool: &PgPool, number: &str, code: &Code) -> Result<(TagDefinition, bool, String)> {
+    let survivor = survivor(pool, number).await?;
+    let tag = definition(pool, code).await?;
+    let (holds, explanation) = match &tag.kind {
+        TagKind::Rule(expr) => match attributes(pool, Some(&survivor)).await?.into_iter().next() {
+            Some((_, customer)) => {
+                let rules = super::rules::with_default(super::rules::stored(pool).await?)?;
+                let explained = expr.explain(&customer, &level_order(&rules, &customer));
+                (explained.outcome, explained.to_string())
+            }
+            None => (false, format!("customer {survivor} has no value yet (no balance): rule tags need one")),
+        },
+        TagKind::Manual => match manual_setting(pool, &survivor, code).await? {
+            Some((by, since)) => (true, format!("set by {by} at {since}")),
+            None => (false, "a manual tag nobody set on this customer".to_string()),
+        },
+    };
+    Ok((tag, holds, explanation))
+}
+
 /// Who set the manual tag `code` on `number` and when, if anybody did.
-pub async fn manual_setting(pool: &PgPool, number: &str, code: &Code) -> Result<Option<(String, OffsetDateTime)>> {
+async fn manual_setting(pool: &PgPool, number: &str, code: &Code) -> Result<Option<(String, OffsetDateTime)>> {
     Ok(sqlx::query_as(
         "SELECT set_by, since FROM customer_tag WHERE customer_number = $1 AND tag_code = $2 AND source = 'manual'",
     )
