@@ -12,11 +12,13 @@ macro_rules! rpc {
     };
 }
 
-/// Reading customer value, levels, rules and the catalogue.
+/// Reading customer value, levels, rules, the catalogue, tags and segments (and
+/// evaluating a segment).
 pub const READ: &str = "analytics.read";
 /// Feeding facts: catalogue, FX rates, balances, transactions.
 pub const INGEST: &str = "analytics.ingest";
-/// Defining level rules, closing months, recomputing.
+/// Defining level rules, tags and segments, setting manual tags, closing months,
+/// recomputing.
 pub const DEFINE: &str = "analytics.define";
 
 /// Permission per RPC.
@@ -33,4 +35,13 @@ pub const POLICY: Policy = &[
     rpc!("ListLevelRules", READ),
     rpc!("CloseMonth", DEFINE),
     rpc!("RecomputeAll", DEFINE),
+    rpc!("DefineTag", DEFINE),
+    rpc!("ListTags", READ),
+    rpc!("SetManualTag", DEFINE),
+    rpc!("RemoveManualTag", DEFINE),
+    rpc!("GetCustomerTags", READ),
+    rpc!("ExplainTag", READ),
+    rpc!("DefineSegment", DEFINE),
+    rpc!("EvaluateSegment", READ),
+    rpc!("StreamSegmentSnapshot", READ),
 ];

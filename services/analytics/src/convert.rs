@@ -11,6 +11,7 @@ use crm_proto::crm::common::v1 as common;
 use crate::domain::aum::{AssetClass, Weights};
 use crate::domain::facts::{BalanceSnapshot, Channel, CustomerRef, Product, Transaction};
 use crate::domain::levels::{DowngradeTarget, LevelDef, LevelRule, UpgradeTiming};
+use crate::domain::tags::{Code, SegmentDefinition, TagDefinition, TagKind, TagSource, check_tag_rule};
 
 /// Longest account id, transaction id and source customer id.
 const MAX_ID_CHARS: usize = 64;
@@ -369,6 +370,114 @@ impl From<&LevelRule> for pb::LevelRule {
                 DowngradeTarget::LatestMonth => pb::DowngradeTarget::LatestMonth,
                 DowngradeTarget::BestMonthInWindow => pb::DowngradeTarget::BestMonthInWindow,
             } as i32,
+        }
+    }
+}
+
+/// Longest tag rule or segment condition, in characters.
+const MAX_CONDITION_CHARS: usize = 4_000;
+
+/// A tag or segment code under `field`.
+fn tag_code(problems: &mut Problems<'_>, field: &str, value: &str) -> Option<Code> {
+    value.trim().parse::<Code>().map_err(|e| problems.add(field, e)).ok()
+}
+
+/// A condition's source under `field`: required and not too long (parsed by the caller).
+fn condition_source<'s>(problems: &mut Problems<'_>, field: &str, value: &'s str) -> Option<&'s str> {
+    if value.trim().is_empty() {
+        problems.add(field, "is required");
+        None
+    } else if value.chars().count() > MAX_CONDITION_CHARS {
+        problems.add(field, format!("at most {MAX_CONDITION_CHARS} characters"));
+        None
+    } else {
+        Some(value)
+    }
+}
+
+/// The tag of a DefineTag request: code, name, and a rule that parses and checks
+/// against the attribute catalogue (`tag.rule`, `column N: …`) or manual.
+pub fn tag_definition(tag: Option<&pb::Tag>) -> Result<TagDefinition, FieldViolations> {
+    let mut p = Problems::new("tag.");
+    let Some(tag) = tag else {
+        let mut v = FieldViolations::new();
+        v.add("tag", "is required");
+        return Err(v);
+    };
+    let code = tag_code(&mut p, "code", &tag.code);
+    let name = p.line("name", &tag.name, MAX_NAME_CHARS);
+    let kind = match pb::TagKind::try_from(tag.kind) {
+        Ok(pb::TagKind::Rule) => condition_source(&mut p, "rule", &tag.rule)
+            .and_then(|source| check_tag_rule(source).map_err(|e| p.add("rule", e.to_string())).ok())
+            .map(TagKind::Rule),
+        Ok(pb::TagKind::Manual) if tag.rule.trim().is_empty() => Some(TagKind::Manual),
+        Ok(pb::TagKind::Manual) => {
+            p.add("rule", "a manual tag has no rule");
+            None
+        }
+        _ => {
+            p.add("kind", "must be TAG_KIND_RULE or TAG_KIND_MANUAL");
+            None
+        }
+    };
+    match (code, name, kind) {
+        (Some(code), Some(name), Some(kind)) if p.violations.is_empty() => {
+            Ok(TagDefinition { code, name, kind, version: 0 })
+        }
+        _ => Err(p.violations),
+    }
+}
+
+/// The segment of a DefineSegment request: code, name and the condition's source (its
+/// check needs the tags defined, made by the store).
+pub fn segment_request(segment: Option<&pb::Segment>) -> Result<(Code, String, String), FieldViolations> {
+    let mut p = Problems::new("segment.");
+    let Some(segment) = segment else {
+        let mut v = FieldViolations::new();
+        v.add("segment", "is required");
+        return Err(v);
+    };
+    let code = tag_code(&mut p, "code", &segment.code);
+    let name = p.line("name", &segment.name, MAX_NAME_CHARS);
+    let condition = condition_source(&mut p, "condition", &segment.condition);
+    match (code, name, condition) {
+        (Some(code), Some(name), Some(condition)) => Ok((code, name, condition.to_string())),
+        _ => Err(p.violations),
+    }
+}
+
+/// A tag or segment code of a request, under `field`.
+pub fn code(field: &str, value: &str) -> Result<Code, FieldViolations> {
+    let mut p = Problems::new("");
+    tag_code(&mut p, field, value).ok_or(p.violations)
+}
+
+impl From<TagSource> for pb::TagKind {
+    fn from(s: TagSource) -> Self {
+        match s {
+            TagSource::Rule => pb::TagKind::Rule,
+            TagSource::Manual => pb::TagKind::Manual,
+        }
+    }
+}
+
+impl From<&TagDefinition> for pb::Tag {
+    fn from(t: &TagDefinition) -> Self {
+        let (kind, rule) = match &t.kind {
+            TagKind::Rule(expr) => (pb::TagKind::Rule, expr.to_string()),
+            TagKind::Manual => (pb::TagKind::Manual, String::new()),
+        };
+        pb::Tag { code: t.code.to_string(), name: t.name.clone(), kind: kind as i32, rule, version: t.version as i32 }
+    }
+}
+
+impl From<&SegmentDefinition> for pb::Segment {
+    fn from(s: &SegmentDefinition) -> Self {
+        pb::Segment {
+            code: s.code.to_string(),
+            name: s.name.clone(),
+            condition: s.condition.to_string(),
+            version: s.version as i32,
         }
     }
 }

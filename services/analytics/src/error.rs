@@ -14,6 +14,9 @@ pub enum Error {
     /// The request conflicts with what is stored (a rule version that exists).
     #[error("already exists: {0}")]
     AlreadyExists(String),
+    /// The request does not suit what is stored (a manual setting of a rule tag).
+    #[error("failed precondition: {0}")]
+    Precondition(String),
     /// The customer lies outside the caller's data scope.
     #[error("outside your data scope: {0}")]
     OutOfScope(String),
@@ -31,6 +34,7 @@ impl ServiceError for Error {
             Error::Invalid(_) => ErrorCode::InvalidArgument,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            Error::Precondition(_) => ErrorCode::FailedPrecondition,
             Error::OutOfScope(_) => ErrorCode::PermissionDenied,
             Error::Corrupt(_) => ErrorCode::Internal,
             Error::Database(e) => crm_platform::sqlstate::error_code(e),

@@ -3,7 +3,9 @@
 //! customers through a copy of customer-profile's identification (facts for customers
 //! not known yet wait), and keeps every customer's AUM and level current as facts,
 //! merges, rules and month closings arrive: each customer's value is the replay of its
-//! facts, so the incremental path and the full recompute agree by construction.
+//! facts, so the incremental path and the full recompute agree by construction. Rule
+//! tags are re-evaluated with every recompute of a customer's value; segments are
+//! evaluated on request into snapshots that marketing streams out.
 //!
 //! # Layout
 //! - [`grpc`]: `crm.analytics.v1.AnalyticsService`, one file per RPC family.

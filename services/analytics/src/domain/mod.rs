@@ -5,7 +5,8 @@
 //! - [`levels`], [`level_decision`]: level rule versions and how each observation moves
 //!   a customer's level; [`valuation`] replays a customer's facts through them.
 //! - [`facts`]: the facts analytics is fed.
-//! - [`expr`]: the tag and segment condition language.
+//! - [`expr`]: the tag and segment condition language; [`tags`]: tags, segments and
+//!   the attribute catalogue their conditions read.
 //! - [`rfm`], [`scorecard`], [`score`]: RFM codes and scorecards.
 //! - [`targets`], [`target_progress`]: business targets and their roll-up.
 
@@ -21,6 +22,7 @@ pub mod levels;
 pub mod rfm;
 pub mod score;
 pub mod scorecard;
+pub mod tags;
 pub mod target_progress;
 pub mod targets;
 pub mod valuation;

@@ -4,6 +4,8 @@
 mod catalogue;
 mod facts;
 mod rules;
+mod segments;
+mod tags;
 mod value;
 
 use std::pin::Pin;
@@ -31,6 +33,9 @@ impl AnalyticsApi {
 
 /// A stream of recompute progress, each step wrapped in the RPC's response `T`.
 pub type ProgressStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// A stream of a snapshot's pages of members.
+pub type SnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::StreamSegmentSnapshotResponse, Status>> + Send>>;
 
 /// Every RPC, in proto order, handed to its family.
 #[tonic::async_trait]
@@ -121,5 +126,67 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
         request: Request<pb::RecomputeAllRequest>,
     ) -> Result<Response<Self::RecomputeAllStream>, Status> {
         rules::recompute_all(self, request).await
+    }
+
+    async fn define_tag(
+        &self,
+        request: Request<pb::DefineTagRequest>,
+    ) -> Result<Response<pb::DefineTagResponse>, Status> {
+        tags::define_tag(self, request).await
+    }
+
+    async fn list_tags(&self, request: Request<pb::ListTagsRequest>) -> Result<Response<pb::ListTagsResponse>, Status> {
+        tags::list_tags(self, request).await
+    }
+
+    async fn set_manual_tag(
+        &self,
+        request: Request<pb::SetManualTagRequest>,
+    ) -> Result<Response<pb::SetManualTagResponse>, Status> {
+        tags::set_manual_tag(self, request).await
+    }
+
+    async fn remove_manual_tag(
+        &self,
+        request: Request<pb::RemoveManualTagRequest>,
+    ) -> Result<Response<pb::RemoveManualTagResponse>, Status> {
+        tags::remove_manual_tag(self, request).await
+    }
+
+    async fn get_customer_tags(
+        &self,
+        request: Request<pb::GetCustomerTagsRequest>,
+    ) -> Result<Response<pb::GetCustomerTagsResponse>, Status> {
+        tags::get_customer_tags(self, request).await
+    }
+
+    async fn explain_tag(
+        &self,
+        request: Request<pb::ExplainTagRequest>,
+    ) -> Result<Response<pb::ExplainTagResponse>, Status> {
+        tags::explain_tag(self, request).await
+    }
+
+    async fn define_segment(
+        &self,
+        request: Request<pb::DefineSegmentRequest>,
+    ) -> Result<Response<pb::DefineSegmentResponse>, Status> {
+        segments::define_segment(self, request).await
+    }
+
+    async fn evaluate_segment(
+        &self,
+        request: Request<pb::EvaluateSegmentRequest>,
+    ) -> Result<Response<pb::EvaluateSegmentResponse>, Status> {
+        segments::evaluate_segment(self, request).await
+    }
+
+    type StreamSegmentSnapshotStream = SnapshotStream;
+
+    async fn stream_segment_snapshot(
+        &self,
+        request: Request<pb::StreamSegmentSnapshotRequest>,
+    ) -> Result<Response<Self::StreamSegmentSnapshotStream>, Status> {
+        segments::stream_segment_snapshot(self, request).await
     }
 }

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::store;
 
 /// The customer number of a request, or the violation.
-fn customer_number(number: &str) -> Result<String> {
+pub(super) fn customer_number(number: &str) -> Result<String> {
     let number = number.trim();
     if number.is_empty() || number.len() > 32 || !number.chars().all(|c| c.is_ascii_digit()) {
         let mut v = FieldViolations::new();

@@ -9,12 +9,16 @@
 //! - [`scope`]: copies of assignments and the org tree, for data scopes.
 //! - [`valuation`]: each customer's value and level history, replayed from its facts.
 //! - [`values`]: reading them back.
+//! - [`tags`]: tag definitions and the tags customers have, rule tags kept current.
+//! - [`segments`]: segment definitions and their evaluated snapshots.
 
 pub mod catalogue;
 pub mod customers;
 pub mod facts;
 pub mod rules;
 pub mod scope;
+pub mod segments;
+pub mod tags;
 pub mod valuation;
 pub mod values;
 

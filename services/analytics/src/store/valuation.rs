@@ -102,6 +102,7 @@ pub async fn recompute_one(tx: &mut PgConnection, number: &str, rules: &RuleSet,
         return Ok(0);
     };
     store_value(tx, number, &valuation).await?;
+    super::tags::refresh(tx, number, rules).await?;
     store_history(tx, number, &valuation.changes).await
 }
 

@@ -141,6 +141,30 @@ impl TestApp {
         out
     }
 
+    /// Defines tag `code`: a rule tag with `rule`, a manual one when `rule` is empty.
+    pub async fn define_tag(&mut self, code: &str, rule: &str) -> pb::Tag {
+        let kind = if rule.is_empty() { pb::TagKind::Manual } else { pb::TagKind::Rule };
+        let tag = pb::Tag {
+            code: code.into(),
+            name: format!("{code} 标签"),
+            kind: kind as i32,
+            rule: rule.into(),
+            version: 0,
+        };
+        self.client.define_tag(pb::DefineTagRequest { tag: Some(tag) }).await.unwrap().into_inner().tag.unwrap()
+    }
+
+    /// The codes of the tags `number` has, with their sources.
+    pub async fn tags_of(&mut self, number: &str) -> Vec<(String, pb::TagKind)> {
+        let answer = self
+            .client
+            .get_customer_tags(pb::GetCustomerTagsRequest { customer_number: number.into() })
+            .await
+            .unwrap()
+            .into_inner();
+        answer.tags.into_iter().map(|t| (t.tag_code.clone(), t.source())).collect()
+    }
+
     /// Closes `month`, waiting for the recompute to finish.
     pub async fn close_month(&mut self, month: &str) -> pb::RecomputeProgress {
         let mut stream =

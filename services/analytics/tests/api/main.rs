@@ -10,3 +10,5 @@ mod facts;
 mod identification;
 mod levels;
 mod recompute;
+mod segments;
+mod tags;

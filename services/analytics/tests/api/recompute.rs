@@ -2,7 +2,8 @@
 //! several streams, partly before their customers are known, with merges, an unmerge,
 //! a rule version and month closings in between; then RecomputeAll from the stored
 //! facts (derived values dropped, every fact's owner forgotten) must find exactly the
-//! values and level histories the incremental path kept.
+//! values, level histories and rule tags the incremental path kept (a rule tag is
+//! defined before the facts arrive).
 
 use crm_proto::crm::analytics::v1 as pb;
 use crm_proto::crm::customer::v1 as cpb;
@@ -21,7 +22,9 @@ impl Lcg {
 
 type Snapshot = (String, i64, String, String);
 
-async fn derived(app: &TestApp) -> (Vec<Snapshot>, Vec<(String, i32, String, String, String)>) {
+type Derived = (Vec<Snapshot>, Vec<(String, i32, String, String, String)>, Vec<(String, String, String)>);
+
+async fn derived(app: &TestApp) -> Derived {
     let values = sqlx::query_as(
         "SELECT customer_number, weighted_aum, level_code, aum::text || month_aum::text || watch_months::text
          FROM customer_value ORDER BY 1",
@@ -36,13 +39,19 @@ async fn derived(app: &TestApp) -> (Vec<Snapshot>, Vec<(String, i32, String, Str
     .fetch_all(&app.pool)
     .await
     .unwrap();
-    (values, history)
+    // `since` is when analytics found the tag, so it is left out.
+    let tags = sqlx::query_as("SELECT customer_number, tag_code, source FROM customer_tag ORDER BY 1, 2, 3")
+        .fetch_all(&app.pool)
+        .await
+        .unwrap();
+    (values, history, tags)
 }
 
 #[tokio::test]
 async fn a_full_recompute_finds_exactly_what_the_incremental_path_kept() {
     let mut app = spawn_app_with(&[("analytics.facts_per_transaction", "37")]).await;
     app.catalogue().await;
+    app.define_tag("wealthy", "aum.wealth_management >= 3000000 or level >= 'gold' and watch_months = 0").await;
     let mut rng = Lcg(20_261_202);
     let customers: Vec<String> = (0..24).map(|i| format!("1000000005{i:02}")).collect();
     let products = ["DEP", "WM", "WM50", "LOAN"];
@@ -116,8 +125,11 @@ async fn a_full_recompute_finds_exactly_what_the_incremental_path_kept() {
     let incremental = derived(&app).await;
     assert!(incremental.0.len() >= 20, "most customers are valued: {}", incremental.0.len());
     assert!(incremental.1.len() >= 10, "levels changed along the way: {}", incremental.1.len());
+    let tagged = incremental.2.len();
+    assert!(tagged >= 3 && tagged < incremental.0.len(), "some customers are tagged, not all: {tagged}");
     sqlx::query("DELETE FROM customer_value").execute(&app.pool).await.unwrap();
     sqlx::query("DELETE FROM level_change").execute(&app.pool).await.unwrap();
+    sqlx::query("DELETE FROM customer_tag").execute(&app.pool).await.unwrap();
     sqlx::query("UPDATE balance_snapshot SET customer_number = NULL").execute(&app.pool).await.unwrap();
     let mut stream = app.client.recompute_all(pb::RecomputeAllRequest {}).await.unwrap().into_inner();
     let mut last = None;
