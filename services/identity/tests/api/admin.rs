@@ -112,7 +112,10 @@ async fn custom_roles_can_change_built_in_ones_cannot_and_changes_are_audited() 
     let user = app.user("branchaud", &["BRANCH_AUDITOR", "RM"]).await;
     let tokens = app.login("branchaud", PASSWORD).await.unwrap();
     let caller = app.verifier().verify(&tokens.access_token).await.unwrap();
-    assert_eq!(caller.claims.perms, vec!["customer.audit.read", "customer.details.write", "customer.read"]);
+    assert_eq!(
+        caller.claims.perms,
+        vec!["analytics.read", "customer.audit.read", "customer.details.write", "customer.read"]
+    );
     assert_eq!(caller.claims.scope, crm_platform::auth::DataScope::Subtree, "widest of own and subtree");
     assert_eq!(caller.claims.org_path, "/HO/BJ/");
 

@@ -126,7 +126,10 @@ async fn a_service_account_authenticates_with_client_credentials() {
     assert_eq!(caller.claims.kind, PrincipalKind::Service);
     assert_eq!(caller.subject(), "core-banking");
     assert_eq!(caller.claims.roles, vec!["SOURCE_SYSTEM"]);
-    assert_eq!(caller.claims.perms, vec!["customer.details.write", "customer.read", "customer.write"]);
+    assert_eq!(
+        caller.claims.perms,
+        vec!["analytics.ingest", "customer.details.write", "customer.read", "customer.write"]
+    );
     assert_eq!(caller.claims.scope, DataScope::All);
     assert_eq!((caller.claims.org.as_str(), caller.claims.org_path.as_str()), ("HO", "/HO/"));
     let wrong = app
