@@ -288,6 +288,29 @@ pub enum LevelChangeKind {
     Downgrade,
 }
 
+impl LevelChangeKind {
+    /// Its stored code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LevelChangeKind::Upgrade => "upgrade",
+            LevelChangeKind::Downgrade => "downgrade",
+        }
+    }
+}
+
+impl TryFrom<String> for LevelChangeKind {
+    type Error = String;
+
+    /// The kind of a stored code.
+    fn try_from(code: String) -> Result<Self, String> {
+        match code.as_str() {
+            "upgrade" => Ok(LevelChangeKind::Upgrade),
+            "downgrade" => Ok(LevelChangeKind::Downgrade),
+            _ => Err(format!("not a level change kind: {code:?}")),
+        }
+    }
+}
+
 /// One entry of a customer's level history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LevelChange {

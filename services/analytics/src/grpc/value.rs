@@ -8,7 +8,7 @@ use time::Date;
 use tonic::{Request, Response, Status};
 
 use super::AnalyticsApi;
-use crate::domain::levels::{LevelChange, LevelChangeKind, RuleSet, level_on};
+use crate::domain::levels::{LevelChange, RuleSet, level_on};
 use crate::error::{Error, Result};
 use crate::store;
 
@@ -123,7 +123,7 @@ pub async fn get_level_on(
         .map(|r| LevelChange {
             from: r.from_level.clone(),
             to: r.to_level.clone(),
-            kind: if r.kind == "downgrade" { LevelChangeKind::Downgrade } else { LevelChangeKind::Upgrade },
+            kind: r.kind,
             effective: r.effective_date,
             rule_version: r.rule_version as u32,
         })

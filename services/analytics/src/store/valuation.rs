@@ -40,8 +40,9 @@ pub struct LevelChangeRow {
     pub from_level: String,
     /// Level after.
     pub to_level: String,
-    /// `upgrade` or `downgrade`.
-    pub kind: String,
+    /// Up or down.
+    #[sqlx(try_from = "String")]
+    pub kind: LevelChangeKind,
     /// First day at the new level.
     pub effective_date: Date,
     /// Rule version that decided it.
@@ -56,11 +57,7 @@ impl LevelChangeRow {
             customer_number: number.to_string(),
             from_level: c.change.from.clone(),
             to_level: c.change.to.clone(),
-            kind: match c.change.kind {
-                LevelChangeKind::Upgrade => "upgrade",
-                LevelChangeKind::Downgrade => "downgrade",
-            }
-            .to_string(),
+            kind: c.change.kind,
             effective_date: c.change.effective,
             rule_version: c.change.rule_version as i32,
             explanation: c.explanation.clone(),
@@ -191,15 +188,15 @@ async fn store_history(tx: &mut PgConnection, number: &str, changes: &[Explained
         .bind(seq as i32)
         .bind(&row.from_level)
         .bind(&row.to_level)
-        .bind(&row.kind)
+        .bind(row.kind.as_str())
         .bind(row.effective_date)
         .bind(row.rule_version)
         .bind(&row.explanation)
         .execute(&mut *tx)
         .await?;
         let known = before.iter().any(|b| {
-            (&b.from_level, &b.to_level, &b.kind, b.effective_date, b.rule_version)
-                == (&row.from_level, &row.to_level, &row.kind, row.effective_date, row.rule_version)
+            (&b.from_level, &b.to_level, b.kind, b.effective_date, b.rule_version)
+                == (&row.from_level, &row.to_level, row.kind, row.effective_date, row.rule_version)
         });
         if !known {
             let event = pb::LevelChanged { change: Some(row.into()) };
@@ -234,10 +231,9 @@ impl From<&LevelChangeRow> for pb::LevelChange {
             customer_number: r.customer_number.clone(),
             from_level: r.from_level.clone(),
             to_level: r.to_level.clone(),
-            kind: match r.kind.as_str() {
-                "upgrade" => pb::LevelChangeKind::Upgrade,
-                "downgrade" => pb::LevelChangeKind::Downgrade,
-                _ => pb::LevelChangeKind::Unspecified,
+            kind: match r.kind {
+                LevelChangeKind::Upgrade => pb::LevelChangeKind::Upgrade,
+                LevelChangeKind::Downgrade => pb::LevelChangeKind::Downgrade,
             } as i32,
             effective_date: Some(crm_platform::convert::date(r.effective_date)),
             rule_version: r.rule_version,
