@@ -17,7 +17,7 @@ macro_rules! rpc {
 pub const READ: &str = "analytics.read";
 /// Feeding facts: catalogue, FX rates, balances, transactions.
 pub const INGEST: &str = "analytics.ingest";
-/// Defining level rules, tags and segments, setting manual tags, closing months,
+/// Defining level rules, tags, segments, scorecards and the RFM window, setting manual tags, closing months,
 /// recomputing.
 pub const DEFINE: &str = "analytics.define";
 
@@ -44,4 +44,9 @@ pub const POLICY: Policy = &[
     rpc!("DefineSegment", DEFINE),
     rpc!("EvaluateSegment", READ),
     rpc!("StreamSegmentSnapshot", READ),
+    rpc!("GetCustomerRfm", READ),
+    rpc!("SetRfmWindow", DEFINE),
+    rpc!("DefineScorecard", DEFINE),
+    rpc!("ListScorecards", READ),
+    rpc!("GetCustomerScore", READ),
 ];

@@ -9,9 +9,14 @@ use crm_proto::crm::analytics::v1 as pb;
 use crm_proto::crm::common::v1 as common;
 
 use crate::domain::aum::{AssetClass, Weights};
+use crate::domain::expr::ValueKind;
 use crate::domain::facts::{BalanceSnapshot, Channel, CustomerRef, Product, Transaction};
 use crate::domain::levels::{DowngradeTarget, LevelDef, LevelRule, UpgradeTiming};
-use crate::domain::tags::{Code, SegmentDefinition, TagDefinition, TagKind, TagSource, check_tag_rule};
+use crate::domain::score::Score;
+use crate::domain::scorecard::{Band, GradeCut, MetricBands, Scorecard};
+use crate::domain::tags::{Code, SegmentDefinition, TagDefinition, TagKind, TagSource, attribute, check_tag_rule};
+use crate::store::rfm::RfmRow;
+use crate::store::scorecards::NamedScorecard;
 
 /// Longest account id, transaction id and source customer id.
 const MAX_ID_CHARS: usize = 64;
@@ -478,6 +483,127 @@ impl From<&SegmentDefinition> for pb::Segment {
             name: s.name.clone(),
             condition: s.condition.to_string(),
             version: s.version as i32,
+        }
+    }
+}
+
+// --- RFM and scorecards ---
+
+/// A scorecard definition and its name, every problem named: the code, the name, each
+/// metric (a numeric attribute of the catalogue), then the card's own rules (bands
+/// covering every value, grades for every reachable total).
+pub fn scorecard(card: Option<&pb::Scorecard>) -> Result<(String, Scorecard), FieldViolations> {
+    let mut p = Problems::new("scorecard.");
+    let Some(card) = card else {
+        let mut v = FieldViolations::new();
+        v.add("scorecard", "is required");
+        return Err(v);
+    };
+    let code = card.code.trim();
+    let code_ok = (1..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !code_ok {
+        p.add("code", "must be 1–32 letters, digits or '_'");
+    }
+    let name = p.line("name", &card.name, MAX_NAME_CHARS);
+    if card.metrics.is_empty() {
+        p.add("metrics", "at least one metric is required");
+    }
+    for (i, m) in card.metrics.iter().enumerate() {
+        match attribute(m.metric.trim()) {
+            Some(a) if a.kind() == ValueKind::Number => {}
+            Some(_) => p.add(&format!("metrics[{i}].metric"), format!("'{}' is not a number", m.metric.trim())),
+            None => p.add(&format!("metrics[{i}].metric"), format!("unknown attribute '{}'", m.metric.trim())),
+        }
+    }
+    let domain = Scorecard {
+        code: code.to_string(),
+        version: 0,
+        metrics: card
+            .metrics
+            .iter()
+            .map(|m| MetricBands {
+                metric: m.metric.trim().to_string(),
+                bands: m.bands.iter().map(|b| Band { from: b.from, to: b.to, points: b.points }).collect(),
+            })
+            .collect(),
+        grades: card
+            .grades
+            .iter()
+            .map(|g| GradeCut { min_total: g.min_total, grade: g.grade.trim().to_string() })
+            .collect(),
+    };
+    if p.violations.is_empty()
+        && let Err(e) = domain.validate()
+    {
+        p.add("metrics", e.to_string());
+    }
+    p.finish(name.map(|name| (name, domain)))
+}
+
+impl From<&NamedScorecard> for pb::Scorecard {
+    fn from(s: &NamedScorecard) -> Self {
+        pb::Scorecard {
+            code: s.card.code.clone(),
+            version: i32::try_from(s.card.version).unwrap_or(i32::MAX),
+            name: s.name.clone(),
+            metrics: s
+                .card
+                .metrics
+                .iter()
+                .map(|m| pb::ScorecardMetric {
+                    metric: m.metric.clone(),
+                    bands: m
+                        .bands
+                        .iter()
+                        .map(|b| pb::ScorecardBand { from: b.from, to: b.to, points: b.points })
+                        .collect(),
+                })
+                .collect(),
+            grades: s
+                .card
+                .grades
+                .iter()
+                .map(|g| pb::ScorecardGrade { min_total: g.min_total, grade: g.grade.clone() })
+                .collect(),
+        }
+    }
+}
+
+impl From<&Score> for pb::CustomerScore {
+    fn from(s: &Score) -> Self {
+        pb::CustomerScore {
+            scorecard_code: s.scorecard.clone(),
+            version: i32::try_from(s.version).unwrap_or(i32::MAX),
+            total: s.total,
+            grade: s.grade.clone().unwrap_or_default(),
+            lines: s
+                .lines
+                .iter()
+                .map(|l| pb::ScoreLine {
+                    metric: l.metric.clone(),
+                    value: l.value,
+                    band: l.band.map_or(0, |b| i32::try_from(b.index + 1).unwrap_or(i32::MAX)),
+                    band_from: l.band.and_then(|b| b.from),
+                    band_to: l.band.and_then(|b| b.to),
+                    points: l.points,
+                })
+                .collect(),
+            explanation: s.to_string(),
+        }
+    }
+}
+
+impl From<&RfmRow> for pb::RfmScores {
+    fn from(r: &RfmRow) -> Self {
+        pb::RfmScores {
+            family: r.family.clone(),
+            r: i32::from(r.r),
+            f: i32::from(r.f),
+            m: i32::from(r.m),
+            code: i32::from(r.rfm().code()),
+            recency_days: r.recency_days,
+            frequency: r.frequency,
+            monetary_minor: r.monetary_minor,
         }
     }
 }

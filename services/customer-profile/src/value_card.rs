@@ -87,5 +87,17 @@ fn card(v: apb::GetCustomerValueResponse) -> pb::ValueCard {
             .collect(),
         latest_closed_month: v.latest_closed_month,
         as_of: v.as_of,
+        rfm_code: v.rfm.map_or(0, |r| r.code),
+        grades: v
+            .scores
+            .into_iter()
+            .map(|s| pb::ValueCardGrade {
+                scorecard_code: s.scorecard_code,
+                version: s.version,
+                total: s.total,
+                grade: s.grade,
+            })
+            .collect(),
+        tags: v.tags,
     }
 }

@@ -244,6 +244,14 @@ async fn analytics_levels_customers_from_facts_named_by_source_key_and_the_360_v
         family: String::new(),
     };
     analytics.upsert_products(apb::UpsertProductsRequest { products: vec![product] }).await.unwrap();
+    let tag = apb::Tag {
+        code: "gold_or_better".into(),
+        name: "金卡及以上".into(),
+        kind: apb::TagKind::Rule as i32,
+        rule: "level >= 'gold'".into(),
+        version: 0,
+    };
+    analytics.define_tag(apb::DefineTagRequest { tag: Some(tag) }).await.unwrap();
     let snapshot = apb::BalanceSnapshot {
         account_id: "6222-0001".into(),
         customer: Some(apb::CustomerRef {
@@ -296,5 +304,7 @@ async fn analytics_levels_customers_from_facts_named_by_source_key_and_the_360_v
     assert_eq!(card.weighted_aum_minor, 80_000 * 100);
     let deposit = card.aum.iter().find(|c| c.asset_class == "deposit").unwrap();
     assert_eq!(deposit.point_in_time_minor, 80_000 * 100);
+    assert_eq!(card.tags, ["gold_or_better"], "the card carries the customer's tags");
+    assert_eq!(card.rfm_code, 0, "no transaction, no RFM");
     platform.stop().await;
 }

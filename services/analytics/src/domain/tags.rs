@@ -24,6 +24,7 @@ use std::str::FromStr;
 
 use super::aum::AssetClass;
 use super::expr::{Expr, Facts, Location, ParseError, Value, ValueKind, parse};
+use super::rfm::Rfm;
 
 /// Days in the transaction window of `txn.count_90d` and `txn.amount_90d`: the window
 /// is the 90 days ending on the customer's latest balance date (that day included), so
@@ -49,11 +50,27 @@ pub enum CustomerAttribute {
     /// `txn.amount_90d`: the sum of the transactions' absolute amounts in the window
     /// (turnover), CNY fen; transactions in a currency without a rate are left out.
     TxnAmount90d,
+    /// `rfm.r`, `rfm.f`, `rfm.m`: the customer's overall RFM scores 1–5 (see
+    /// [`super::rfm`]); null without a transaction in the RFM window.
+    Rfm(RfmMeasure),
+    /// `rfm.code`: R·100 + F·10 + M (111–555); null as above.
+    RfmCode,
+}
+
+/// One of the three RFM scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RfmMeasure {
+    /// Recency.
+    R,
+    /// Frequency.
+    F,
+    /// Monetary.
+    M,
 }
 
 impl CustomerAttribute {
     /// Every attribute, in catalogue order.
-    pub const ALL: [CustomerAttribute; 11] = [
+    pub const ALL: [CustomerAttribute; 15] = [
         CustomerAttribute::Level,
         CustomerAttribute::WatchMonths,
         CustomerAttribute::AumTotal,
@@ -65,6 +82,10 @@ impl CustomerAttribute {
         CustomerAttribute::AumMonthTotal,
         CustomerAttribute::TxnCount90d,
         CustomerAttribute::TxnAmount90d,
+        CustomerAttribute::Rfm(RfmMeasure::R),
+        CustomerAttribute::Rfm(RfmMeasure::F),
+        CustomerAttribute::Rfm(RfmMeasure::M),
+        CustomerAttribute::RfmCode,
     ];
 
     /// The name written in conditions.
@@ -77,6 +98,10 @@ impl CustomerAttribute {
             CustomerAttribute::AumMonthTotal => "aum.month.total".into(),
             CustomerAttribute::TxnCount90d => "txn.count_90d".into(),
             CustomerAttribute::TxnAmount90d => "txn.amount_90d".into(),
+            CustomerAttribute::Rfm(RfmMeasure::R) => "rfm.r".into(),
+            CustomerAttribute::Rfm(RfmMeasure::F) => "rfm.f".into(),
+            CustomerAttribute::Rfm(RfmMeasure::M) => "rfm.m".into(),
+            CustomerAttribute::RfmCode => "rfm.code".into(),
         }
     }
 
@@ -271,6 +296,8 @@ pub struct CustomerAttributes {
     pub txn_count_90d: i64,
     /// Their turnover, fen.
     pub txn_amount_90d: i64,
+    /// Overall RFM scores, when the customer has a transaction in the RFM window.
+    pub rfm: Option<Rfm>,
     /// The latest balance date (the level order is the rule's in force on it).
     pub as_of: Option<time::Date>,
     /// The tags the customer has (segments read them).
@@ -290,6 +317,14 @@ impl CustomerAttributes {
             CustomerAttribute::AumMonthTotal => self.aum_month_total.map_or(Value::Null, Value::Number),
             CustomerAttribute::TxnCount90d => Value::Number(self.txn_count_90d),
             CustomerAttribute::TxnAmount90d => Value::Number(self.txn_amount_90d),
+            CustomerAttribute::Rfm(measure) => self.rfm.map_or(Value::Null, |rfm| {
+                Value::Number(i64::from(match measure {
+                    RfmMeasure::R => rfm.r,
+                    RfmMeasure::F => rfm.f,
+                    RfmMeasure::M => rfm.m,
+                }))
+            }),
+            CustomerAttribute::RfmCode => self.rfm.map_or(Value::Null, |rfm| Value::Number(i64::from(rfm.code()))),
         }
     }
 }
@@ -314,7 +349,7 @@ mod tests {
             assert_eq!(attribute(&a.name()), Some(a), "{}", a.name());
             assert!(super::super::expr::is_attribute_name(&a.name()), "{}", a.name());
         }
-        for name in ["aum", "aum.wealth", "age", "Level", "txn.count", "aum.month"] {
+        for name in ["aum", "aum.wealth", "age", "Level", "txn.count", "aum.month", "rfm", "rfm.x"] {
             assert_eq!(attribute(name), None, "{name}");
         }
     }
@@ -404,6 +439,7 @@ mod tests {
             aum_month_total: None,
             txn_count_90d: 3,
             txn_amount_90d: 900,
+            rfm: Some(Rfm { r: 5, f: 2, m: 4 }),
             as_of: None,
             tags: ["vip".to_string()].into(),
         };
@@ -413,6 +449,8 @@ mod tests {
             ("level > 'gold'", false),
             ("aum.month.total is null", true),
             ("aum.month.total >= 0", false),
+            ("rfm.r = 5 and rfm.f = 2 and rfm.m = 4 and rfm.code = 524", true),
+            ("rfm.r >= 4 and rfm.m < 4", false),
             ("txn.count_90d >= 3 and txn.amount_90d between 900 and 1000 and watch_months = 1", true),
             ("tag('vip') and not tag('other')", true),
         ];

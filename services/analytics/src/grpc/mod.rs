@@ -4,6 +4,7 @@
 mod catalogue;
 mod facts;
 mod rules;
+mod scores;
 mod segments;
 mod tags;
 mod value;
@@ -188,5 +189,40 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
         request: Request<pb::StreamSegmentSnapshotRequest>,
     ) -> Result<Response<Self::StreamSegmentSnapshotStream>, Status> {
         segments::stream_segment_snapshot(self, request).await
+    }
+
+    async fn get_customer_rfm(
+        &self,
+        request: Request<pb::GetCustomerRfmRequest>,
+    ) -> Result<Response<pb::GetCustomerRfmResponse>, Status> {
+        scores::get_customer_rfm(self, request).await
+    }
+
+    async fn set_rfm_window(
+        &self,
+        request: Request<pb::SetRfmWindowRequest>,
+    ) -> Result<Response<pb::SetRfmWindowResponse>, Status> {
+        scores::set_rfm_window(self, request).await
+    }
+
+    async fn define_scorecard(
+        &self,
+        request: Request<pb::DefineScorecardRequest>,
+    ) -> Result<Response<pb::DefineScorecardResponse>, Status> {
+        scores::define_scorecard(self, request).await
+    }
+
+    async fn list_scorecards(
+        &self,
+        request: Request<pb::ListScorecardsRequest>,
+    ) -> Result<Response<pb::ListScorecardsResponse>, Status> {
+        scores::list_scorecards(self, request).await
+    }
+
+    async fn get_customer_score(
+        &self,
+        request: Request<pb::GetCustomerScoreRequest>,
+    ) -> Result<Response<pb::GetCustomerScoreResponse>, Status> {
+        scores::get_customer_score(self, request).await
     }
 }

@@ -96,7 +96,8 @@ async fn recompute_all_now(pool: &PgPool) -> Result<(), Status> {
 }
 
 /// Recomputes every customer in chunks of [`RECOMPUTE_CHUNK`], one transaction each,
-/// yielding progress after each; an interrupted recompute can simply run again.
+/// yielding progress after each; the last also rescores the RFM population. An
+/// interrupted recompute can simply run again.
 async fn progress(pool: PgPool) -> Result<ProgressStream<pb::RecomputeProgress>, Status> {
     let customers = store::rules::all_customers(&pool).await?;
     let total = customers.len() as i64;
@@ -107,10 +108,14 @@ async fn progress(pool: PgPool) -> Result<ProgressStream<pb::RecomputeProgress>,
         let size = chunk.len() as i64;
         let before = (*done, *changes);
         *done += size;
+        let last = before.0 + size == total;
         async move {
             let result: Result<u64, Error> = async {
                 let mut tx = pool.begin().await?;
-                let n = store::valuation::recompute(&mut tx, &chunk).await?;
+                let n = store::valuation::recompute_values(&mut tx, &chunk).await?;
+                if last {
+                    store::valuation::rescore_rfm(&mut tx).await?;
+                }
                 tx.commit().await?;
                 Ok(n)
             }

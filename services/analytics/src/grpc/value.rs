@@ -25,7 +25,11 @@ pub(super) fn customer_number(number: &str) -> Result<String> {
 
 /// The survivor of `number` when the caller may see it: NOT_FOUND when analytics does
 /// not know it, PERMISSION_DENIED when it lies outside the caller's data scope.
-async fn visible_customer<T>(api: &AnalyticsApi, request: &Request<T>, number: &str) -> Result<String, Status> {
+pub(super) async fn visible_customer<T>(
+    api: &AnalyticsApi,
+    request: &Request<T>,
+    number: &str,
+) -> Result<String, Status> {
     let visibility = Visibility::of(crm_platform::auth::caller(request)?);
     let survivor = store::values::survivor(&api.pool, number).await?;
     if !store::scope::visible(&api.pool, &survivor, &visibility).await? {
@@ -57,7 +61,16 @@ pub async fn get_customer_value(
     let value = store::values::value(&api.pool, &number).await?;
     let rules = rules(api).await?;
     let on = value.as_of.unwrap_or(time::OffsetDateTime::now_utc().date());
+    let rfm = store::rfm::of_customer(&api.pool, &number).await?.into_iter().find(|r| r.family.is_empty());
+    let cards: Vec<_> = store::scorecards::latest(&api.pool).await?.into_iter().map(|c| c.card).collect();
+    let scores = store::scorecards::score(&api.pool, &number, &cards).await?;
+    let (_, tags) = store::tags::customer_tags(&api.pool, &number).await?;
+    let mut tags: Vec<String> = tags.into_iter().map(|t| t.code).collect();
+    tags.dedup();
     Ok(Response::new(pb::GetCustomerValueResponse {
+        rfm: rfm.as_ref().map(pb::RfmScores::from),
+        scores: scores.iter().map(pb::CustomerScore::from).collect(),
+        tags,
         level_name: level_name(&rules, &value.level_code, on),
         aum: value
             .by_class()

@@ -6,6 +6,8 @@
 //! - [`catalogue`]: products and FX rates.
 //! - [`facts`]: balance snapshots and transactions.
 //! - [`rules`]: level rule versions and closed months.
+//! - [`rfm`]: RFM scores, rescored over the whole population.
+//! - [`scorecards`]: scorecard versions and scoring customers.
 //! - [`scope`]: copies of assignments and the org tree, for data scopes.
 //! - [`valuation`]: each customer's value and level history, replayed from its facts.
 //! - [`values`]: reading them back.
@@ -15,8 +17,10 @@
 pub mod catalogue;
 pub mod customers;
 pub mod facts;
+pub mod rfm;
 pub mod rules;
 pub mod scope;
+pub mod scorecards;
 pub mod segments;
 pub mod tags;
 pub mod valuation;

@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 use super::values::ValueRow;
 use crate::domain::expr::{Expr, parse};
 use crate::domain::levels::RuleSet;
+use crate::domain::rfm::Rfm;
 use crate::domain::tags::{Code, CustomerAttributes, TagDefinition, TagKind, TagSource};
 use crate::error::{Error, Result};
 
@@ -65,6 +66,9 @@ struct AttributeRow {
     value: ValueRow,
     txn_count: i64,
     txn_amount: i64,
+    rfm_r: Option<i16>,
+    rfm_f: Option<i16>,
+    rfm_m: Option<i16>,
 }
 
 /// A tag a customer has.
@@ -215,6 +219,10 @@ pub async fn attributes(
                 aum_month_total: v.latest_closed_month.as_ref().map(|_| v.month_weighted_aum),
                 txn_count_90d: r.txn_count,
                 txn_amount_90d: r.txn_amount,
+                rfm: match (r.rfm_r, r.rfm_f, r.rfm_m) {
+                    (Some(r), Some(f), Some(m)) => Some(Rfm { r: r as u8, f: f as u8, m: m as u8 }),
+                    _ => None,
+                },
                 as_of: v.as_of,
                 tags: BTreeSet::new(),
             };

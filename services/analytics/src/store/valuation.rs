@@ -65,12 +65,26 @@ impl LevelChangeRow {
     }
 }
 
-/// Recomputes the value of `customers` (survivors only; absorbed numbers are skipped)
-/// under the rules and closed months as stored; answers the level changes announced.
+/// Recomputes the value (and rule tags) of `customers` (survivors only; absorbed
+/// numbers are skipped) under the rules and closed months as stored, then rescores the
+/// RFM population; answers the level changes announced.
+///
+/// Recomputes are serialised by a lock on `customer_rfm` taken first: the population
+/// rescore rewrites every customer's RFM, and taking the lock before any customer row
+/// keeps two ingest transactions from waiting on each other.
 pub async fn recompute(tx: &mut PgConnection, customers: &BTreeSet<String>) -> Result<u64> {
     if customers.is_empty() {
         return Ok(0);
     }
+    sqlx::query("LOCK TABLE customer_rfm IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+    let announced = recompute_values(tx, customers).await?;
+    rescore_rfm(tx).await?;
+    Ok(announced)
+}
+
+/// [`recompute`] without the RFM rescore, for a full recompute that rescores once at
+/// its end ([`rescore_rfm`]).
+pub async fn recompute_values(tx: &mut PgConnection, customers: &BTreeSet<String>) -> Result<u64> {
     let rules = super::rules::rule_set(tx).await?;
     let closed = super::rules::closed_months(tx).await?;
     let mut announced = 0;
@@ -78,6 +92,20 @@ pub async fn recompute(tx: &mut PgConnection, customers: &BTreeSet<String>) -> R
         announced += recompute_one(tx, number, &rules, &closed).await?;
     }
     Ok(announced)
+}
+
+/// Rescores the RFM population and refreshes the rule tags of the customers whose
+/// scores changed; answers how many those were.
+pub async fn rescore_rfm(tx: &mut PgConnection) -> Result<usize> {
+    sqlx::query("LOCK TABLE customer_rfm IN EXCLUSIVE MODE").execute(&mut *tx).await?;
+    let changed = super::rfm::rescore(tx).await?;
+    if !changed.is_empty() {
+        let rules = super::rules::rule_set(tx).await?;
+        for number in &changed {
+            super::tags::refresh(tx, number, &rules).await?;
+        }
+    }
+    Ok(changed.len())
 }
 
 /// [`recompute`] of one customer with the rules and months already read.

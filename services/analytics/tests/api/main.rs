@@ -10,5 +10,6 @@ mod facts;
 mod identification;
 mod levels;
 mod recompute;
+mod rfm;
 mod segments;
 mod tags;
