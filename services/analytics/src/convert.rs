@@ -9,6 +9,7 @@ use crm_proto::crm::analytics::v1 as pb;
 use crm_proto::crm::common::v1 as common;
 
 use crate::domain::aum::{AssetClass, Weights};
+use crate::domain::demographics::{Demographics, Gender};
 use crate::domain::expr::ValueKind;
 use crate::domain::facts::{BalanceSnapshot, Channel, CustomerRef, Product, Transaction};
 use crate::domain::levels::{DowngradeTarget, LevelDef, LevelRule, UpgradeTiming};
@@ -605,5 +606,23 @@ impl From<&RfmRow> for pb::RfmScores {
             frequency: r.frequency,
             monetary_minor: r.monetary_minor,
         }
+    }
+}
+
+// --- Demographics ---
+
+/// The demographic attributes customer-profile announced; a value that is not one
+/// (an unspecified gender, a malformed region or date) counts as not known.
+pub fn demographics(d: &crm_proto::crm::customer::v1::CustomerDemographics) -> Demographics {
+    use crm_proto::crm::customer::v1::Gender as Wire;
+    Demographics {
+        birth_date: d.birth_date.as_ref().and_then(date_of),
+        gender: match Wire::try_from(d.gender) {
+            Ok(Wire::Male) => Some(Gender::Male),
+            Ok(Wire::Female) => Some(Gender::Female),
+            Ok(Wire::Unknown) => Some(Gender::Unknown),
+            _ => None,
+        },
+        region: d.region_code.parse().ok(),
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! Consumed:
 //! - `crm.customer.v1.CustomerCreated` / `CustomerUpdated` / `SourceRecordLinked` (their
-//!   source record is the customer's), `CustomerMerged`, `CustomerUnmerged` → the copy of customer-profile's
+//!   source record is the customer's; the first two carry the demographic attributes), `CustomerMerged`, `CustomerUnmerged` → the copy of customer-profile's
 //!   identification; facts move with their customers and waiting facts count.
 //! - `crm.customer.v1.CustomerAssigned`, `crm.identity.v1.OrgChanged` → the copies data
 //!   scopes filter by.
@@ -18,7 +18,7 @@ use crm_proto::crm::customer::v1 as customer;
 use sqlx::PgConnection;
 
 use crate::error::Error;
-use crate::store;
+use crate::{convert, store};
 
 /// Routing keys of customer-profile's identification events.
 pub const CUSTOMER_EVENTS: [&str; 5] = [
@@ -53,11 +53,11 @@ impl EventHandler for CustomerHandler {
         let touched = match event.event_type.as_str() {
             "crm.customer.v1.CustomerCreated" => {
                 let e: customer::CustomerCreated = event.decode()?;
-                linked(tx, &e.customer_number, e.source.as_ref()).await
+                described(tx, event, &e.customer_number, e.source.as_ref(), e.demographics.as_ref()).await
             }
             "crm.customer.v1.CustomerUpdated" => {
                 let e: customer::CustomerUpdated = event.decode()?;
-                linked(tx, &e.customer_number, e.source.as_ref()).await
+                described(tx, event, &e.customer_number, e.source.as_ref(), e.demographics.as_ref()).await
             }
             "crm.customer.v1.SourceRecordLinked" => {
                 let e: customer::SourceRecordLinked = event.decode()?;
@@ -87,6 +87,22 @@ impl EventHandler for CustomerHandler {
         store::valuation::recompute(tx, &touched).await.map_err(handler_error)?;
         Ok(())
     }
+}
+
+/// [`linked`], and the demographic attributes the event carries (if any).
+async fn described(
+    tx: &mut PgConnection,
+    event: &IncomingEvent,
+    number: &str,
+    source: Option<&customer::SourceKey>,
+    demographics: Option<&customer::CustomerDemographics>,
+) -> Result<store::customers::Touched, Error> {
+    let mut touched = linked(tx, number, source).await?;
+    if let Some(d) = demographics {
+        let at = event.time.unwrap_or_else(time::OffsetDateTime::now_utc);
+        touched.extend(store::customers::demographics(tx, number, &convert::demographics(d), at).await?);
+    }
+    Ok(touched)
 }
 
 /// Keeps the copies of assignments and of the org tree that data scopes filter by.

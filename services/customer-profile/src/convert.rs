@@ -22,6 +22,7 @@ use crm_proto::crm::customer::v1 as pb;
 use serde_json::Value;
 use time::OffsetDateTime;
 
+use crate::domain::golden::ID_REGION;
 use crate::domain::{
     self, AssignmentAction, CustomerNumber, Date, Gender, IdType, PartyKind, RelationshipKind, SuspectStatus,
     UpsertOutcome, ValidatedRecord, mask_id_number, mask_phone,
@@ -359,6 +360,16 @@ pub fn customer(c: store::StoredCustomer, reveal: Reveal<'_>) -> pb::Customer {
         quality_flags: c.quality_flags,
         create_time: Some(timestamp(c.created_at)),
         update_time: Some(timestamp(c.updated_at)),
+    }
+}
+
+/// The demographic attributes of a golden record, as events carry them.
+pub fn demographics(golden: &Value) -> pb::CustomerDemographics {
+    let get = |k: &str| golden.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    pb::CustomerDemographics {
+        birth_date: golden.get("birth_date").and_then(Value::as_str).and_then(Date::parse_iso).map(common::Date::from),
+        gender: wire_of::<Gender, pb::Gender>(&get("gender"), Gender::from_code),
+        region_code: get(ID_REGION),
     }
 }
 

@@ -4,7 +4,7 @@
 //!   averages.
 //! - [`levels`], [`level_decision`]: level rule versions and how each observation moves
 //!   a customer's level; [`valuation`] replays a customer's facts through them.
-//! - [`facts`]: the facts analytics is fed.
+//! - [`facts`]: the facts analytics is fed; [`demographics`]: age, gender, region.
 //! - [`expr`]: the tag and segment condition language; [`tags`]: tags, segments and
 //!   the attribute catalogue their conditions read.
 //! - [`rfm`], [`scorecard`], [`score`]: RFM codes and scorecards.
@@ -13,6 +13,7 @@
 pub mod aum;
 pub mod balances;
 pub mod calendar;
+pub mod demographics;
 pub mod expr;
 pub mod facts;
 pub mod level_decision;

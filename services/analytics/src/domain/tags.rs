@@ -23,6 +23,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::aum::AssetClass;
+use super::demographics::{Demographics, age_on};
 use super::expr::{Expr, Facts, Location, ParseError, Value, ValueKind, parse};
 use super::rfm::Rfm;
 
@@ -55,6 +56,13 @@ pub enum CustomerAttribute {
     Rfm(RfmMeasure),
     /// `rfm.code`: R·100 + F·10 + M (111–555); null as above.
     RfmCode,
+    /// `age`: whole years on the latest balance date; null without a birth date.
+    Age,
+    /// `gender`: `M`, `F` or `U`; null when not announced.
+    Gender,
+    /// `region`: the resident ID's administrative division code (6 digits, the first
+    /// 2 the province); null without one.
+    Region,
 }
 
 /// One of the three RFM scores.
@@ -70,7 +78,7 @@ pub enum RfmMeasure {
 
 impl CustomerAttribute {
     /// Every attribute, in catalogue order.
-    pub const ALL: [CustomerAttribute; 15] = [
+    pub const ALL: [CustomerAttribute; 18] = [
         CustomerAttribute::Level,
         CustomerAttribute::WatchMonths,
         CustomerAttribute::AumTotal,
@@ -86,6 +94,9 @@ impl CustomerAttribute {
         CustomerAttribute::Rfm(RfmMeasure::F),
         CustomerAttribute::Rfm(RfmMeasure::M),
         CustomerAttribute::RfmCode,
+        CustomerAttribute::Age,
+        CustomerAttribute::Gender,
+        CustomerAttribute::Region,
     ];
 
     /// The name written in conditions.
@@ -102,6 +113,9 @@ impl CustomerAttribute {
             CustomerAttribute::Rfm(RfmMeasure::F) => "rfm.f".into(),
             CustomerAttribute::Rfm(RfmMeasure::M) => "rfm.m".into(),
             CustomerAttribute::RfmCode => "rfm.code".into(),
+            CustomerAttribute::Age => "age".into(),
+            CustomerAttribute::Gender => "gender".into(),
+            CustomerAttribute::Region => "region".into(),
         }
     }
 
@@ -109,6 +123,7 @@ impl CustomerAttribute {
     pub fn kind(self) -> ValueKind {
         match self {
             CustomerAttribute::Level => ValueKind::Level,
+            CustomerAttribute::Gender | CustomerAttribute::Region => ValueKind::Text,
             _ => ValueKind::Number,
         }
     }
@@ -298,6 +313,8 @@ pub struct CustomerAttributes {
     pub txn_amount_90d: i64,
     /// Overall RFM scores, when the customer has a transaction in the RFM window.
     pub rfm: Option<Rfm>,
+    /// Demographic attributes, as announced.
+    pub demographics: Demographics,
     /// The latest balance date (the level order is the rule's in force on it).
     pub as_of: Option<time::Date>,
     /// The tags the customer has (segments read them).
@@ -325,6 +342,16 @@ impl CustomerAttributes {
                 }))
             }),
             CustomerAttribute::RfmCode => self.rfm.map_or(Value::Null, |rfm| Value::Number(i64::from(rfm.code()))),
+            CustomerAttribute::Age => match (self.demographics.birth_date, self.as_of) {
+                (Some(birth), Some(on)) => age_on(birth, on).map_or(Value::Null, Value::Number),
+                _ => Value::Null,
+            },
+            CustomerAttribute::Gender => {
+                self.demographics.gender.map_or(Value::Null, |g| Value::Text(g.code().to_string()))
+            }
+            CustomerAttribute::Region => {
+                self.demographics.region.as_ref().map_or(Value::Null, |r| Value::Text(r.as_str().to_string()))
+            }
         }
     }
 }
@@ -349,7 +376,7 @@ mod tests {
             assert_eq!(attribute(&a.name()), Some(a), "{}", a.name());
             assert!(super::super::expr::is_attribute_name(&a.name()), "{}", a.name());
         }
-        for name in ["aum", "aum.wealth", "age", "Level", "txn.count", "aum.month", "rfm", "rfm.x"] {
+        for name in ["aum", "aum.wealth", "ages", "Level", "txn.count", "aum.month", "rfm", "rfm.x"] {
             assert_eq!(attribute(name), None, "{name}");
         }
     }
@@ -440,7 +467,12 @@ mod tests {
             txn_count_90d: 3,
             txn_amount_90d: 900,
             rfm: Some(Rfm { r: 5, f: 2, m: 4 }),
-            as_of: None,
+            demographics: Demographics {
+                birth_date: Some(time::macros::date!(1986 - 07 - 01)),
+                gender: Some(super::super::demographics::Gender::Female),
+                region: Some("440524".parse().unwrap()),
+            },
+            as_of: Some(time::macros::date!(2026 - 06 - 30)),
             tags: ["vip".to_string()].into(),
         };
         let levels: Vec<String> = ["potential", "gold", "core"].map(String::from).to_vec();
@@ -451,6 +483,8 @@ mod tests {
             ("aum.month.total >= 0", false),
             ("rfm.r = 5 and rfm.f = 2 and rfm.m = 4 and rfm.code = 524", true),
             ("rfm.r >= 4 and rfm.m < 4", false),
+            ("age between 30 and 39 and gender = 'F' and region starts with '44'", true),
+            ("age >= 40 or gender in ('M', 'U') or region = '110105'", false),
             ("txn.count_90d >= 3 and txn.amount_90d between 900 and 1000 and watch_months = 1", true),
             ("tag('vip') and not tag('other')", true),
         ];

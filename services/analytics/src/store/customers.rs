@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use sqlx::PgConnection;
 
+use crate::domain::demographics::Demographics;
 use crate::error::Result;
 
 /// The tables holding facts with an owner.
@@ -87,6 +88,37 @@ pub async fn source_linked(tx: &mut PgConnection, number: &str, source: Option<(
         touched.insert(number.to_string());
     }
     Ok(touched)
+}
+
+/// customer-profile announced customer `number`'s demographic attributes at `at`: kept
+/// unless a later announcement is already (events may arrive out of order); the
+/// customer is touched when they changed, so its rule tags are re-evaluated.
+pub async fn demographics(
+    tx: &mut PgConnection,
+    number: &str,
+    d: &Demographics,
+    at: time::OffsetDateTime,
+) -> Result<Touched> {
+    ensure(tx, number).await?;
+    let changed = sqlx::query(
+        "INSERT INTO customer_demographics AS o (customer_number, birth_date, gender, region_code, announced_at)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (customer_number) DO UPDATE
+             SET birth_date = EXCLUDED.birth_date, gender = EXCLUDED.gender, region_code = EXCLUDED.region_code,
+                 announced_at = EXCLUDED.announced_at
+             WHERE o.announced_at <= EXCLUDED.announced_at
+               AND (o.birth_date, o.gender, o.region_code)
+                   IS DISTINCT FROM (EXCLUDED.birth_date, EXCLUDED.gender, EXCLUDED.region_code)",
+    )
+    .bind(number)
+    .bind(d.birth_date)
+    .bind(d.gender.map(|g| g.code()))
+    .bind(d.region.as_ref().map(|r| r.as_str()))
+    .bind(at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    Ok(if changed > 0 { Touched::from([number.to_string()]) } else { Touched::new() })
 }
 
 /// `absorbed` customers became part of `survivor`: their numbers follow it, their

@@ -24,6 +24,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use super::values::ValueRow;
+use crate::domain::demographics::Demographics;
 use crate::domain::expr::{Expr, parse};
 use crate::domain::levels::RuleSet;
 use crate::domain::rfm::Rfm;
@@ -69,6 +70,9 @@ struct AttributeRow {
     rfm_r: Option<i16>,
     rfm_f: Option<i16>,
     rfm_m: Option<i16>,
+    birth_date: Option<time::Date>,
+    gender: Option<String>,
+    region_code: Option<String>,
 }
 
 /// A tag a customer has.
@@ -222,6 +226,11 @@ pub async fn attributes(
                 rfm: match (r.rfm_r, r.rfm_f, r.rfm_m) {
                     (Some(r), Some(f), Some(m)) => Some(Rfm { r: r as u8, f: f as u8, m: m as u8 }),
                     _ => None,
+                },
+                demographics: Demographics {
+                    birth_date: r.birth_date,
+                    gender: r.gender.as_deref().and_then(|g| g.parse().ok()),
+                    region: r.region_code.as_deref().and_then(|c| c.parse().ok()),
                 },
                 as_of: v.as_of,
                 tags: BTreeSet::new(),

@@ -92,6 +92,7 @@ impl TestApp {
             customer_number: number.into(),
             party_kind: cpb::PartyKind::Personal as i32,
             source: Some(source_key(source)),
+            demographics: None,
         };
         self.customer_event(number, &event).await;
     }

@@ -219,3 +219,52 @@ async fn an_absorbed_customer_keeps_no_tags_and_its_number_answers_with_the_surv
     assert_eq!(codes, ["rich"], "together they reach the threshold");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_demographic_rule_tag_follows_what_the_golden_record_announces() {
+    use crm_proto::crm::customer::v1 as cpb;
+
+    let mut app = spawn_app().await;
+    app.catalogue().await;
+    let number = "100000000301";
+    let demographics = |gender: cpb::Gender| cpb::CustomerDemographics {
+        birth_date: day(1986, 7, 1),
+        gender: gender as i32,
+        region_code: "440524".into(),
+    };
+    let created = cpb::CustomerCreated {
+        customer_number: number.into(),
+        party_kind: cpb::PartyKind::Personal as i32,
+        source: Some(crate::helpers::source_key(("CORE", "D1"))),
+        demographics: Some(demographics(cpb::Gender::Female)),
+    };
+    app.customer_event(number, &created).await;
+    app.define_tag("gd_women_30s", "age between 30 and 39 and gender = 'F' and region starts with '44'").await;
+    app.load(vec![cny("A1", by_number(number), "DEP", 1_000, day(2026, 6, 30))]).await;
+    assert_eq!(app.tags_of(number).await, [("gd_women_30s".to_string(), pb::TagKind::Rule)], "39 on 2026-06-30");
+
+    app.load(vec![cny("A1", by_number(number), "DEP", 1_000, day(2026, 7, 1))]).await;
+    assert!(app.tags_of(number).await.is_empty(), "40 on her birthday, the latest balance date");
+
+    app.define_tag("women", "gender = 'F'").await;
+    let updated = cpb::CustomerUpdated {
+        customer_number: number.into(),
+        changed_attributes: vec!["gender".into()],
+        source: None,
+        demographics: Some(demographics(cpb::Gender::Male)),
+    };
+    assert_eq!(app.tags_of(number).await, [("women".to_string(), pb::TagKind::Rule)]);
+    app.customer_event(number, &updated).await;
+    assert!(app.tags_of(number).await.is_empty(), "the golden record's correction re-evaluates the tags");
+    let details_only =
+        cpb::CustomerUpdated { demographics: None, changed_attributes: vec!["detail".into()], ..updated };
+    app.customer_event(number, &details_only).await;
+    let kept: Option<String> =
+        sqlx::query_scalar("SELECT gender FROM customer_demographics WHERE customer_number = $1")
+            .bind(number)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(kept.as_deref(), Some("M"), "an update without demographics keeps them");
+    app.stop().await;
+}

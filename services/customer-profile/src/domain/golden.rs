@@ -9,6 +9,11 @@ use serde_json::{Map, Value, json};
 
 use super::survivorship::{Attribute, Candidate, TrustTable, choose};
 
+/// The stored attribute holding the administrative division code of a resident ID
+/// (its first 6 digits), kept in clear beside the encrypted number; it travels with
+/// the ID number that won, like `id_type`.
+pub const ID_REGION: &str = "id_region";
+
 /// The golden record of a party's source records.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Survived {
@@ -46,9 +51,12 @@ pub fn survive<'a>(
                 // The ID type travels with the ID number that won.
                 if let Some((_, _, attrs, _, _)) =
                     records.iter().find(|(s, i, _, _, _)| *s == w.source_system && *i == w.source_customer_id)
-                    && let Some(t) = attrs.get("id_type")
                 {
-                    golden.insert("id_type".into(), t.clone());
+                    for travelling in ["id_type", ID_REGION] {
+                        if let Some(t) = attrs.get(travelling) {
+                            golden.insert(travelling.into(), t.clone());
+                        }
+                    }
                 }
             }
             golden.insert(attribute.code().into(), json!(w.value));

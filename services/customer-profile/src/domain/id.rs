@@ -146,6 +146,16 @@ pub fn normalize_id_number(raw: &str) -> String {
     raw.chars().map(to_half_width).filter(|c| !c.is_whitespace()).map(|c| c.to_ascii_uppercase()).collect()
 }
 
+/// The administrative division code of a resident ID (its first 6 digits, the place
+/// of household registration), e.g. `110105`; `None` for other ID types and for a
+/// number that is not 15 or 18 characters.
+pub fn resident_id_region(id_type: IdType, raw: &str) -> Option<String> {
+    let n = normalize_id_number(raw);
+    let region = n.get(..6)?;
+    (id_type == IdType::ResidentId && matches!(n.len(), 15 | 18) && region.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| region.to_string())
+}
+
 const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
 const CHECK: [char; 11] = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'];
 
@@ -270,6 +280,21 @@ pub fn inspect_resident_id(normalized: &str) -> Result<ResidentIdInfo, ResidentI
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_region_is_the_first_six_digits_of_a_resident_id_only() {
+        let cases = [
+            (IdType::ResidentId, "11010519491231002X", Some("110105")),
+            (IdType::ResidentId, " 440524 800101001 ", Some("440524")),
+            (IdType::ResidentId, "４４０５２４８００１０１００１", Some("440524")),
+            (IdType::ResidentId, "1101051949", None),
+            (IdType::ResidentId, "A1010519491231002X", None),
+            (IdType::Passport, "11010519491231002X", None),
+        ];
+        for (id_type, raw, expected) in cases {
+            assert_eq!(resident_id_region(id_type, raw).as_deref(), expected, "{raw}");
+        }
+    }
 
     #[test]
     fn check_characters_follow_iso_7064_mod_11_2() {

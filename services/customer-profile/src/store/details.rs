@@ -22,7 +22,12 @@ async fn lock_active(tx: &mut PgConnection, number: &str) -> Result<i64> {
 }
 
 async fn announce(tx: &mut PgConnection, number: &str, what: String, actor: Option<&str>) -> Result<()> {
-    let event = pb::CustomerUpdated { customer_number: number.into(), changed_attributes: vec![what], source: None };
+    let event = pb::CustomerUpdated {
+        customer_number: number.into(),
+        changed_attributes: vec![what],
+        source: None,
+        demographics: None,
+    };
     outbox::write_event(tx, EVENT_SOURCE, number, &event, actor).await?;
     Ok(())
 }

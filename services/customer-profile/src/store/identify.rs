@@ -280,6 +280,10 @@ pub async fn upsert_in(
             .await?;
             let changed = recompute(tx, trust, p).await?;
             if !changed.is_empty() {
+                let golden: Value = sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1")
+                    .bind(p)
+                    .fetch_one(&mut *tx)
+                    .await?;
                 outbox::write_event(
                     tx,
                     EVENT_SOURCE,
@@ -288,6 +292,7 @@ pub async fn upsert_in(
                         customer_number: old_number.clone(),
                         changed_attributes: changed,
                         source: Some(source.clone()),
+                        demographics: Some(crate::convert::demographics(&golden)),
                     },
                     actor,
                 )
@@ -312,6 +317,7 @@ pub async fn upsert_in(
                 customer_number: target_number.clone(),
                 party_kind: if kind == "CORPORATE" { pb::PartyKind::Corporate } else { pb::PartyKind::Personal } as i32,
                 source: Some(source.clone()),
+                demographics: Some(crate::convert::demographics(&after)),
             },
             actor,
         )
@@ -326,6 +332,7 @@ pub async fn upsert_in(
                 customer_number: target_number.clone(),
                 changed_attributes: changed,
                 source: Some(source),
+                demographics: Some(crate::convert::demographics(&after)),
             },
             actor,
         )

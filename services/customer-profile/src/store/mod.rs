@@ -97,6 +97,9 @@ fn attributes_json(pii: &PiiCipher, v: &ValidatedRecord) -> Value {
     m.insert("id_type".into(), json!(r.id_type.code()));
     m.insert(Attribute::IdNumber.code().into(), json!(pii.encrypt(Attribute::IdNumber.code(), &r.id_number)));
     m.insert(Attribute::Name.code().into(), json!(r.name));
+    if let Some(region) = crate::domain::id::resident_id_region(r.id_type, &r.id_number) {
+        m.insert(crate::domain::golden::ID_REGION.into(), json!(region));
+    }
     let opt = |m: &mut Map<String, Value>, a: Attribute, v: Option<String>| {
         if let Some(v) = v {
             m.insert(a.code().into(), json!(v));

@@ -131,6 +131,10 @@ pub async fn resolve_suspect(
         )
         .await?;
         if !changed.is_empty() {
+            let golden: serde_json::Value = sqlx::query_scalar("SELECT golden FROM party WHERE party_id = $1")
+                .bind(survivor)
+                .fetch_one(&mut *tx)
+                .await?;
             outbox::write_event(
                 &mut tx,
                 EVENT_SOURCE,
@@ -139,6 +143,7 @@ pub async fn resolve_suspect(
                     customer_number: survivor_number.clone(),
                     changed_attributes: changed,
                     source: None,
+                    demographics: Some(crate::convert::demographics(&golden)),
                 },
                 actor,
             )

@@ -25,6 +25,10 @@ async fn a_new_source_record_creates_a_customer_and_announces_it() {
     assert_eq!(created.len(), 1);
     assert_eq!(created[0].customer_number, r.customer_number);
     assert_eq!(events[0].subject, r.customer_number);
+    let demographics = created[0].demographics.clone().unwrap();
+    assert_eq!(demographics.birth_date.map(|d| (d.year, d.month, d.day)), Some((1949, 12, 31)));
+    assert_eq!(demographics.gender, pb::Gender::Female as i32);
+    assert_eq!(demographics.region_code, "110105", "the ID's area code; never the ID number itself");
     app.stop().await;
 }
 

@@ -206,6 +206,7 @@ pub(super) async fn apply_run(
                             PartyKind::Personal => pb::PartyKind::Personal,
                         } as i32,
                         source: Some(source),
+                        demographics: Some(crate::convert::demographics(&after)),
                     },
                 )
                 .in_trace(r.trace.clone()),
@@ -219,6 +220,7 @@ pub(super) async fn apply_run(
                         customer_number: party.customer_number.clone(),
                         changed_attributes: changed,
                         source: Some(source),
+                        demographics: Some(crate::convert::demographics(&after)),
                     },
                 )
                 .in_trace(r.trace.clone()),
