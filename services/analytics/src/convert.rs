@@ -500,9 +500,9 @@ fn month_field(v: &mut FieldViolations, field: &str, value: &str, optional: bool
     if value.is_empty() && optional {
         return None;
     }
-    let parsed = value.parse::<Month>().ok();
+    let parsed = value.parse::<Month>().ok().filter(|m| *m >= Month::of(crate::store::rules::START));
     if parsed.is_none() {
-        v.add(field, "must be a month such as 2026-03");
+        v.add(field, format!("must be a month such as 2026-03, {} or later", Month::of(crate::store::rules::START)));
     }
     parsed
 }
@@ -521,9 +521,9 @@ pub fn aum_by_org_request(r: &pb::GetAumByOrgRequest) -> Result<(Option<String>,
             None
         }
         Some(At::Date(d)) => {
-            let day = date_of(d);
+            let day = date_of(d).filter(|d| *d >= crate::store::rules::START);
             if day.is_none() {
-                v.add("date", "must be a real calendar date");
+                v.add("date", format!("must be a real calendar date, {} or later", crate::store::rules::START));
             }
             day.map(AumAt::Day)
         }
@@ -540,10 +540,14 @@ pub fn level_migration_request(r: &pb::GetLevelMigrationRequest) -> Result<(Mont
     let mut v = FieldViolations::new();
     let from = month_field(&mut v, "from_month", &r.from_month, false);
     let to = month_field(&mut v, "to_month", &r.to_month, true).or_else(|| from.and_then(Month::next));
-    if let (Some(from), Some(to)) = (from, to)
-        && to <= from
-    {
-        v.add("to_month", "must be after from_month");
+    match (from, to) {
+        (Some(from), Some(to)) if to <= from => {
+            v.add("to_month", "must be after from_month");
+        }
+        (Some(from), None) if r.to_month.trim().is_empty() => {
+            v.add("to_month", format!("is required: no month follows {from}"));
+        }
+        _ => {}
     }
     match (from, to) {
         (Some(from), Some(to)) if v.is_empty() => Ok((from, to)),

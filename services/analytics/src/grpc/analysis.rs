@@ -91,7 +91,7 @@ pub async fn list_churn_signals(
         }
     };
     let next_page_token = if rows.len() as i64 == page.size {
-        crm_platform::paging::token(convert::CHURN_LIST, page.position() + page.size)
+        crm_platform::paging::token(convert::CHURN_LIST, page.position().saturating_add(page.size))
     } else {
         String::new()
     };

@@ -171,8 +171,38 @@ async fn store_value(tx: &mut PgConnection, number: &str, v: &Valuation) -> Resu
     Ok(())
 }
 
-/// Replaces the customer's closed months with `months`.
+/// A stored closed month, as compared with a replayed one.
+type MonthRow = (String, i64, i64, i64, i64, i64, i64, i64, String);
+
+fn month_row(m: &MonthValue) -> MonthRow {
+    let c = |class| m.by_class.get(class);
+    (
+        m.month.to_string(),
+        c(AssetClass::Deposit),
+        c(AssetClass::WealthManagement),
+        c(AssetClass::Settlement),
+        c(AssetClass::Loan),
+        c(AssetClass::ChannelProduct),
+        m.by_class.aum_total(),
+        m.weighted,
+        m.level_at_end.clone(),
+    )
+}
+
+/// Replaces the customer's closed months with `months` (nothing is written when they
+/// are stored already: most facts fall in the open month).
 async fn store_months(tx: &mut PgConnection, number: &str, months: &[MonthValue]) -> Result<()> {
+    let stored: Vec<MonthRow> = sqlx::query_as(
+        "SELECT month, deposit, wealth_management, settlement, loan, channel_product, aum_total, weighted_aum,
+                level_code
+         FROM customer_month_value WHERE customer_number = $1 ORDER BY month",
+    )
+    .bind(number)
+    .fetch_all(&mut *tx)
+    .await?;
+    if stored == months.iter().map(month_row).collect::<Vec<_>>() {
+        return Ok(());
+    }
     sqlx::query("DELETE FROM customer_month_value WHERE customer_number = $1").bind(number).execute(&mut *tx).await?;
     if months.is_empty() {
         return Ok(());
