@@ -1,12 +1,12 @@
 //! Analyses within the caller's data scope, on four customers in two branches whose
 //! figures are worked out by hand:
 //!
-//! | customer | home org | RM   | balances (yuan)                                   | January avg | February avg | level end Jan → end Feb |
-//! |----------|----------|------|---------------------------------------------------|-------------|--------------|-------------------------|
-//! | A …701   | BJ01     | rm-a | DEP 60,000 from Jan 1, 20,000 from Feb 1; WM 10,000 | 70,000      | 30,000       | gold → gold (on watch)  |
-//! | B …702   | BJ       | rm-b | DEP 10,000 from Jan 1, 600,000 from Feb 1          | 10,000      | 600,000      | potential → platinum    |
-//! | C …703   | SH01     | rm-c | DEP 100,000 from Jan 1                             | 100,000     | 100,000      | gold → gold             |
-//! | D …704   | SH01     | rm-c | DEP 5,000 from Feb 10                              | —           | 5,000 × 19 / 28 | — → potential        |
+//! | customer | home org | RM   | balances (yuan)                                    | Jan avg | Feb avg          | level end Jan → end Feb |
+//! |----------|----------|------|----------------------------------------------------|---------|------------------|-------------------------|
+//! | A …701   | BJ01     | rm-a | DEP 60,000 from Jan 1, 20,000 from Feb 1; WM 10,000 | 70,000  | 30,000           | gold → gold (on watch)  |
+//! | B …702   | BJ       | rm-b | DEP 10,000 from Jan 1, 600,000 from Feb 1           | 10,000  | 600,000          | potential → platinum    |
+//! | C …703   | SH01     | rm-c | DEP 100,000 from Jan 1                              | 100,000 | 100,000          | gold → gold             |
+//! | D …704   | SH01     | rm-c | DEP 5,000 from Feb 10                               | —       | 5,000 × 19 / 28  | — → potential           |
 //!
 //! A has a transaction on January 20, C on February 15; B and D none. January and
 //! February are closed. The org tree: HO › BJ › BJ01, HO › SH › SH01.
