@@ -13,7 +13,7 @@ macro_rules! rpc {
 }
 
 /// Reading customer value, levels, rules, the catalogue, tags and segments (and
-/// evaluating a segment).
+/// evaluating a segment), and the analyses.
 pub const READ: &str = "analytics.read";
 /// Feeding facts: catalogue, FX rates, balances, transactions.
 pub const INGEST: &str = "analytics.ingest";
@@ -49,4 +49,9 @@ pub const POLICY: Policy = &[
     rpc!("DefineScorecard", DEFINE),
     rpc!("ListScorecards", READ),
     rpc!("GetCustomerScore", READ),
+    rpc!("GetAumByOrg", READ),
+    rpc!("GetLevelMigration", READ),
+    rpc!("ListChurnSignals", READ),
+    rpc!("GetRmPerformance", READ),
+    rpc!("AggregateCustomers", READ),
 ];

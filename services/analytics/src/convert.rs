@@ -4,11 +4,14 @@
 
 use crm_platform::FieldViolations;
 use crm_platform::convert::{Money, date_of, time_of};
+use crm_platform::paging::Page;
 use crm_platform::validate::{Lines, text_problem};
 use crm_proto::crm::analytics::v1 as pb;
 use crm_proto::crm::common::v1 as common;
 
-use crate::domain::aum::{AssetClass, Weights};
+use crate::domain::analysis::{Aggregation, ChurnSignal, GroupBy, MAX_MONTHS, Measure, decline_bp};
+use crate::domain::aum::{AssetClass, ClassAmounts, Weights};
+use crate::domain::calendar::Month;
 use crate::domain::demographics::{Demographics, Gender};
 use crate::domain::expr::ValueKind;
 use crate::domain::facts::{BalanceSnapshot, Channel, CustomerRef, Product, Transaction};
@@ -16,6 +19,7 @@ use crate::domain::levels::{DowngradeTarget, LevelDef, LevelRule, UpgradeTiming}
 use crate::domain::score::Score;
 use crate::domain::scorecard::{Band, GradeCut, MetricBands, Scorecard};
 use crate::domain::tags::{Code, SegmentDefinition, TagDefinition, TagKind, TagSource, attribute, check_tag_rule};
+use crate::store::analysis::{AumAt, AumGroup, ChurnRow, GroupRow, MigrationCell, RmRow};
 use crate::store::rfm::RfmRow;
 use crate::store::scorecards::NamedScorecard;
 
@@ -624,5 +628,223 @@ pub fn demographics(d: &crm_proto::crm::customer::v1::CustomerDemographics) -> D
             _ => None,
         },
         region: d.region_code.parse().ok(),
+    }
+}
+
+// Analysis: GetAumByOrg, GetLevelMigration, ListChurnSignals, GetRmPerformance,
+// AggregateCustomers.
+
+/// The list name in churn-signal page tokens.
+pub const CHURN_LIST: &str = "churn-signals";
+
+/// The month in `value` under `field`: required unless `optional`, then `None` when
+/// empty.
+fn month_field(v: &mut FieldViolations, field: &str, value: &str, optional: bool) -> Option<Month> {
+    let value = value.trim();
+    if value.is_empty() && optional {
+        return None;
+    }
+    let parsed = value.parse::<Month>().ok().filter(|m| *m >= Month::of(crate::store::rules::START));
+    if parsed.is_none() {
+        v.add(field, format!("must be a month such as 2026-03, {} or later", Month::of(crate::store::rules::START)));
+    }
+    parsed
+}
+
+/// The org and the day or month of a GetAumByOrg request (`None`: the default org).
+pub fn aum_by_org_request(r: &pb::GetAumByOrgRequest) -> Result<(Option<String>, AumAt), FieldViolations> {
+    use pb::get_aum_by_org_request::At;
+    let mut v = FieldViolations::new();
+    let org = r.org_id.trim();
+    if org.chars().count() > MAX_ID_CHARS || org.chars().any(char::is_control) {
+        v.add("org_id", format!("at most {MAX_ID_CHARS} characters on one line"));
+    }
+    let at = match &r.at {
+        None => {
+            v.add("date", "a date or a month is required");
+            None
+        }
+        Some(At::Date(d)) => {
+            let day = date_of(d).filter(|d| *d >= crate::store::rules::START);
+            if day.is_none() {
+                v.add("date", format!("must be a real calendar date, {} or later", crate::store::rules::START));
+            }
+            day.map(AumAt::Day)
+        }
+        Some(At::Month(m)) => month_field(&mut v, "month", m, false).map(AumAt::Month),
+    };
+    match at {
+        Some(at) if v.is_empty() => Ok(((!org.is_empty()).then(|| org.to_string()), at)),
+        _ => Err(v),
+    }
+}
+
+/// The two months of a GetLevelMigration request (the second after the first).
+pub fn level_migration_request(r: &pb::GetLevelMigrationRequest) -> Result<(Month, Month), FieldViolations> {
+    let mut v = FieldViolations::new();
+    let from = month_field(&mut v, "from_month", &r.from_month, false);
+    let to = month_field(&mut v, "to_month", &r.to_month, true).or_else(|| from.and_then(Month::next));
+    match (from, to) {
+        (Some(from), Some(to)) if to <= from => {
+            v.add("to_month", "must be after from_month");
+        }
+        (Some(from), None) if r.to_month.trim().is_empty() => {
+            v.add("to_month", format!("is required: no month follows {from}"));
+        }
+        _ => {}
+    }
+    match (from, to) {
+        (Some(from), Some(to)) if v.is_empty() => Ok((from, to)),
+        _ => Err(v),
+    }
+}
+
+/// A ListChurnSignals request, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChurnRequest {
+    /// The signal and its threshold.
+    pub signal: ChurnSignal,
+    /// Months looked back.
+    pub months: u32,
+    /// The reference month; `None`: the latest closed.
+    pub month: Option<Month>,
+    /// The page.
+    pub page: Page,
+}
+
+/// The signal, months, reference month and page of a ListChurnSignals request.
+pub fn churn_request(r: &pb::ListChurnSignalsRequest) -> Result<ChurnRequest, FieldViolations> {
+    let mut v = FieldViolations::new();
+    let months = u32::try_from(r.months).ok().filter(|m| (1..=MAX_MONTHS).contains(m));
+    if months.is_none() {
+        v.add("months", format!("must be 1..={MAX_MONTHS}"));
+    }
+    let percent = u32::try_from(r.decline_percent).ok().filter(|p| (1..=100).contains(p));
+    let signal = match pb::ChurnSignal::try_from(r.signal) {
+        Ok(pb::ChurnSignal::AumDecline) => {
+            if percent.is_none() {
+                v.add("decline_percent", "must be 1..=100 for AUM_DECLINE");
+            }
+            percent.map(|percent| ChurnSignal::AumDecline { percent })
+        }
+        Ok(pb::ChurnSignal::NoTransactions) => {
+            if r.decline_percent != 0 {
+                v.add("decline_percent", "must be 0 for NO_TRANSACTIONS");
+            }
+            Some(ChurnSignal::NoTransactions)
+        }
+        _ => {
+            v.add("signal", "must be AUM_DECLINE or NO_TRANSACTIONS");
+            None
+        }
+    };
+    let month = month_field(&mut v, "month", &r.month, true);
+    let page = Page::parse(CHURN_LIST, r.page_size, &r.page_token, &mut v);
+    match (signal, months) {
+        (Some(signal), Some(months)) if v.is_empty() => Ok(ChurnRequest { signal, months, month, page }),
+        _ => Err(v),
+    }
+}
+
+/// The period of a GetRmPerformance request: the first and last month (not before it).
+pub fn rm_performance_request(r: &pb::GetRmPerformanceRequest) -> Result<(Month, Month), FieldViolations> {
+    let mut v = FieldViolations::new();
+    let from = month_field(&mut v, "from_month", &r.from_month, false);
+    let to = month_field(&mut v, "to_month", &r.to_month, true).or(from);
+    if let (Some(from), Some(to)) = (from, to)
+        && to < from
+    {
+        v.add("to_month", "must not be before from_month");
+    }
+    match (from, to) {
+        (Some(from), Some(to)) if v.is_empty() => Ok((from, to)),
+        _ => Err(v),
+    }
+}
+
+/// The aggregation of an AggregateCustomers request: a known dimension and measure
+/// (every unknown name its own violation), a bucket width only for a number dimension.
+pub fn aggregation(r: &pb::AggregateCustomersRequest) -> Result<Aggregation, FieldViolations> {
+    let mut v = FieldViolations::new();
+    let group_by = r.group_by.trim().parse::<GroupBy>().map_err(|e| v.add("group_by", e)).ok();
+    let measure = r.measure.trim().parse::<Measure>().map_err(|e| v.add("measure", e)).ok();
+    if r.bucket_width < 0 {
+        v.add("bucket_width", "must not be negative");
+    } else if r.bucket_width > 0 && group_by.is_some_and(|g| !g.is_numeric()) {
+        v.add("bucket_width", "only a number dimension is cut into buckets");
+    }
+    match (group_by, measure) {
+        (Some(group_by), Some(measure)) if v.is_empty() => {
+            Ok(Aggregation { group_by, measure, bucket_width: (r.bucket_width > 0).then_some(r.bucket_width) })
+        }
+        _ => Err(v),
+    }
+}
+
+/// Every asset class with its amount, in display order.
+fn class_amounts(amounts: &ClassAmounts) -> Vec<pb::ClassAmount> {
+    amounts
+        .iter()
+        .map(|(class, amount_minor)| pb::ClassAmount { asset_class: pb::AssetClass::from(class) as i32, amount_minor })
+        .collect()
+}
+
+impl From<&AumGroup> for pb::AumByOrgRow {
+    fn from(g: &AumGroup) -> Self {
+        pb::AumByOrgRow {
+            org_id: g.org_id.clone(),
+            level_code: g.level_code.clone(),
+            customer_count: g.customer_count,
+            amounts: class_amounts(&g.by_class()),
+            aum_total_minor: g.aum_total,
+        }
+    }
+}
+
+impl From<&MigrationCell> for pb::LevelMigrationCell {
+    fn from(c: &MigrationCell) -> Self {
+        pb::LevelMigrationCell {
+            from_level: c.from_level.clone(),
+            to_level: c.to_level.clone(),
+            customer_count: c.customer_count,
+        }
+    }
+}
+
+impl From<&ChurnRow> for pb::ChurnSignalEntry {
+    fn from(r: &ChurnRow) -> Self {
+        let (start, end) = (r.start_aum.unwrap_or(0), r.end_aum.unwrap_or(0));
+        pb::ChurnSignalEntry {
+            customer_number: r.customer_number.clone(),
+            start_weighted_aum_minor: start,
+            end_weighted_aum_minor: end,
+            decline_bp: decline_bp(start, end),
+            last_transaction_time: r.last_transaction_at.map(crm_platform::convert::timestamp),
+        }
+    }
+}
+
+impl From<&RmRow> for pb::RmPerformance {
+    fn from(r: &RmRow) -> Self {
+        pb::RmPerformance {
+            rm_id: r.rm_id.clone(),
+            customer_count: r.customer_count,
+            start_weighted_aum_minor: r.start_aum,
+            end_weighted_aum_minor: r.end_aum,
+            growth_minor: r.end_aum.saturating_sub(r.start_aum),
+            upgrades: r.upgrades,
+            downgrades: r.downgrades,
+        }
+    }
+}
+
+impl From<&GroupRow> for pb::CustomerGroup {
+    fn from(g: &GroupRow) -> Self {
+        let key = match (&g.key_text, g.key_number) {
+            (Some(text), _) => text.clone(),
+            (None, Some(number)) => number.to_string(),
+            (None, None) => String::new(),
+        };
+        pb::CustomerGroup { key, customer_count: g.customer_count, value: g.value }
     }
 }

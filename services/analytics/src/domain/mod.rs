@@ -9,7 +9,9 @@
 //!   the attribute catalogue their conditions read.
 //! - [`rfm`], [`scorecard`], [`score`]: RFM codes and scorecards.
 //! - [`targets`], [`target_progress`]: business targets and their roll-up.
+//! - [`analysis`]: ad-hoc aggregation names, churn windows and figures.
 
+pub mod analysis;
 pub mod aum;
 pub mod balances;
 pub mod calendar;

@@ -17,7 +17,7 @@ use super::aum::{AssetClass, ClassAmounts};
 use super::balances::{BalanceHistory, class_balances_on, class_daily_averages};
 use super::calendar::Month;
 use super::level_decision::{LevelState, Observation, decide};
-use super::levels::{LevelChange, LevelChangeKind, LevelError, RuleSet};
+use super::levels::{LevelChange, LevelChangeKind, LevelError, RuleSet, level_on};
 
 /// One account's balances in CNY fen, with what its product is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +48,9 @@ pub struct MonthValue {
     pub by_class: ClassAmounts,
     /// Weighted daily-average AUM, as levelled.
     pub weighted: i64,
+    /// The level on the month's last day, as [`level_on`] answers from the replayed
+    /// changes (a downgrade decided at the month end takes effect the day after).
+    pub level_at_end: String,
 }
 
 /// What a customer is worth, replayed.
@@ -65,6 +68,9 @@ pub struct Valuation {
     pub weighted: i64,
     /// The latest closed month from the first balance on.
     pub latest_month: Option<MonthValue>,
+    /// Every closed month from the one of the first balance on, oldest first (the
+    /// last is `latest_month`).
+    pub months: Vec<MonthValue>,
 }
 
 /// Why a replay failed.
@@ -116,10 +122,12 @@ pub fn replay(rules: &RuleSet, holdings: &[Holding], closed: &[Month]) -> Result
         *state = decision.state;
         Ok(())
     };
+    let mut month_averages = Vec::with_capacity(months.len());
     let mut pending_months = months.iter().peekable();
     for &day in &days {
         while let Some(month) = pending_months.next_if(|m| m.last_day() < day) {
             let average = levelled(class_daily_averages(*month, &weighted_refs), month.last_day())?;
+            month_averages.push(average);
             observe(Observation::MonthEnd { month: *month, daily_average: average }, &mut state)?;
         }
         let aum = levelled(class_balances_on(day, &weighted_refs), day)?;
@@ -127,24 +135,30 @@ pub fn replay(rules: &RuleSet, holdings: &[Holding], closed: &[Month]) -> Result
     }
     for month in pending_months {
         let average = levelled(class_daily_averages(*month, &weighted_refs), month.last_day())?;
+        month_averages.push(average);
         observe(Observation::MonthEnd { month: *month, daily_average: average }, &mut state)?;
     }
 
-    let latest_month = match months.last() {
-        Some(&month) => Some(MonthValue {
+    let history: Vec<LevelChange> = changes.iter().map(|c| c.change.clone()).collect();
+    let initial = history.first().map_or(state.level.as_str(), |c| c.from.as_str());
+    let month_values: Vec<MonthValue> = months
+        .iter()
+        .zip(month_averages)
+        .map(|(&month, weighted)| MonthValue {
             month,
             by_class: class_daily_averages(month, &plain),
-            weighted: levelled(class_daily_averages(month, &weighted_refs), month.last_day())?,
-        }),
-        None => None,
-    };
+            weighted,
+            level_at_end: level_on(&history, initial, month.last_day()).to_string(),
+        })
+        .collect();
     Ok(Some(Valuation {
         state,
         changes,
         as_of: Some(last),
         by_class: class_balances_on(last, &plain),
         weighted: levelled(class_balances_on(last, &weighted_refs), last)?,
-        latest_month,
+        latest_month: month_values.last().cloned(),
+        months: month_values,
     }))
 }
 
@@ -250,6 +264,27 @@ mod tests {
         let latest = v.latest_month.unwrap();
         assert_eq!(latest.month, month(2026, 3));
         assert_eq!(latest.weighted, 1_000 * YUAN);
+    }
+
+    #[test]
+    fn every_closed_month_keeps_its_averages_and_the_level_on_its_last_day() {
+        let holdings = [deposit(&[(date!(2026 - 01 - 01), 60_000 * YUAN), (date!(2026 - 01 - 02), 1_000 * YUAN)])];
+        let closed = [month(2025, 12), month(2026, 1), month(2026, 2), month(2026, 3), month(2026, 4)];
+        let v = replay(&rules(), &holdings, &closed).unwrap().unwrap();
+        let months: Vec<_> =
+            v.months.iter().map(|m| (m.month.to_string(), m.weighted, m.level_at_end.as_str())).collect();
+        assert_eq!(
+            months,
+            [
+                ("2026-01".to_string(), (60_000 * YUAN + 30 * 1_000 * YUAN + 15) / 31, "gold"),
+                ("2026-02".to_string(), 1_000 * YUAN, "gold"),
+                ("2026-03".to_string(), 1_000 * YUAN, "gold"),
+                ("2026-04".to_string(), 1_000 * YUAN, "potential"),
+            ],
+            "December is before the first balance; the downgrade decided at March's end counts from April 1"
+        );
+        assert_eq!(v.months[0].by_class.get(AssetClass::Deposit), v.months[0].weighted);
+        assert_eq!(v.latest_month.as_ref(), v.months.last());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `crm.analytics.v1.AnalyticsService`: one file per RPC family (in proto order), each
 //! handler parsing, authorizing, calling the store and mapping the answer.
 
+mod analysis;
 mod catalogue;
 mod facts;
 mod rules;
@@ -224,5 +225,40 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
         request: Request<pb::GetCustomerScoreRequest>,
     ) -> Result<Response<pb::GetCustomerScoreResponse>, Status> {
         scores::get_customer_score(self, request).await
+    }
+
+    async fn get_aum_by_org(
+        &self,
+        request: Request<pb::GetAumByOrgRequest>,
+    ) -> Result<Response<pb::GetAumByOrgResponse>, Status> {
+        analysis::get_aum_by_org(self, request).await
+    }
+
+    async fn get_level_migration(
+        &self,
+        request: Request<pb::GetLevelMigrationRequest>,
+    ) -> Result<Response<pb::GetLevelMigrationResponse>, Status> {
+        analysis::get_level_migration(self, request).await
+    }
+
+    async fn list_churn_signals(
+        &self,
+        request: Request<pb::ListChurnSignalsRequest>,
+    ) -> Result<Response<pb::ListChurnSignalsResponse>, Status> {
+        analysis::list_churn_signals(self, request).await
+    }
+
+    async fn get_rm_performance(
+        &self,
+        request: Request<pb::GetRmPerformanceRequest>,
+    ) -> Result<Response<pb::GetRmPerformanceResponse>, Status> {
+        analysis::get_rm_performance(self, request).await
+    }
+
+    async fn aggregate_customers(
+        &self,
+        request: Request<pb::AggregateCustomersRequest>,
+    ) -> Result<Response<pb::AggregateCustomersResponse>, Status> {
+        analysis::aggregate_customers(self, request).await
     }
 }

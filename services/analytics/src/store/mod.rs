@@ -13,7 +13,9 @@
 //! - [`values`]: reading them back.
 //! - [`tags`]: tag definitions and the tags customers have, rule tags kept current.
 //! - [`segments`]: segment definitions and their evaluated snapshots.
+//! - [`analysis`]: analyses over many customers, within the caller's data scope.
 
+pub mod analysis;
 pub mod catalogue;
 pub mod customers;
 pub mod facts;

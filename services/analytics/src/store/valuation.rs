@@ -2,7 +2,8 @@
 //! replay ([`crate::domain::valuation::replay`]) of its facts as stored, rewritten
 //! whenever its facts, the catalogue, the FX rates, the rules or the closed months
 //! change. A level change that the replay finds and the stored history did not have
-//! is announced (`LevelChanged`) in the same transaction.
+//! is announced (`LevelChanged`) in the same transaction. Its closed months
+//! (`customer_month_value`, what analyses read) are rewritten with the value.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,7 +16,7 @@ use crate::domain::aum::{AssetClass, ClassAmounts};
 use crate::domain::calendar::Month;
 use crate::domain::facts::to_cny;
 use crate::domain::levels::{LevelChangeKind, RuleSet};
-use crate::domain::valuation::{ExplainedChange, Holding, Valuation, replay};
+use crate::domain::valuation::{ExplainedChange, Holding, MonthValue, Valuation, replay};
 use crate::error::{Error, Result};
 
 /// A balance as the replay reads it.
@@ -127,6 +128,7 @@ pub async fn recompute_one(tx: &mut PgConnection, number: &str, rules: &RuleSet,
         return Ok(0);
     };
     store_value(tx, number, &valuation).await?;
+    store_months(tx, number, &valuation.months).await?;
     super::tags::refresh(tx, number, rules).await?;
     store_history(tx, number, &valuation.changes).await
 }
@@ -197,6 +199,64 @@ async fn store_value(tx: &mut PgConnection, number: &str, v: &Valuation) -> Resu
     Ok(())
 }
 
+/// A stored closed month, as compared with a replayed one.
+type MonthRow = (String, i64, i64, i64, i64, i64, i64, i64, String);
+
+fn month_row(m: &MonthValue) -> MonthRow {
+    let c = |class| m.by_class.get(class);
+    (
+        m.month.to_string(),
+        c(AssetClass::Deposit),
+        c(AssetClass::WealthManagement),
+        c(AssetClass::Settlement),
+        c(AssetClass::Loan),
+        c(AssetClass::ChannelProduct),
+        m.by_class.aum_total(),
+        m.weighted,
+        m.level_at_end.clone(),
+    )
+}
+
+/// Replaces the customer's closed months with `months` (nothing is written when they
+/// are stored already: most facts fall in the open month).
+async fn store_months(tx: &mut PgConnection, number: &str, months: &[MonthValue]) -> Result<()> {
+    let stored: Vec<MonthRow> = sqlx::query_as(
+        "SELECT month, deposit, wealth_management, settlement, loan, channel_product, aum_total, weighted_aum,
+                level_code
+         FROM customer_month_value WHERE customer_number = $1 ORDER BY month",
+    )
+    .bind(number)
+    .fetch_all(&mut *tx)
+    .await?;
+    if stored == months.iter().map(month_row).collect::<Vec<_>>() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM customer_month_value WHERE customer_number = $1").bind(number).execute(&mut *tx).await?;
+    if months.is_empty() {
+        return Ok(());
+    }
+    let class = |c: AssetClass| months.iter().map(|m| m.by_class.get(c)).collect::<Vec<i64>>();
+    sqlx::query(
+        "INSERT INTO customer_month_value (customer_number, month, deposit, wealth_management, settlement, loan,
+                                          channel_product, aum_total, weighted_aum, level_code)
+         SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[],
+                                  $8::BIGINT[], $9::BIGINT[], $10::TEXT[])",
+    )
+    .bind(number)
+    .bind(months.iter().map(|m| m.month.to_string()).collect::<Vec<_>>())
+    .bind(class(AssetClass::Deposit))
+    .bind(class(AssetClass::WealthManagement))
+    .bind(class(AssetClass::Settlement))
+    .bind(class(AssetClass::Loan))
+    .bind(class(AssetClass::ChannelProduct))
+    .bind(months.iter().map(|m| m.by_class.aum_total()).collect::<Vec<_>>())
+    .bind(months.iter().map(|m| m.weighted).collect::<Vec<_>>())
+    .bind(months.iter().map(|m| m.level_at_end.clone()).collect::<Vec<_>>())
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Replaces the stored history with `changes`; announces those not stored before.
 async fn store_history(tx: &mut PgConnection, number: &str, changes: &[ExplainedChange]) -> Result<u64> {
     let before = history(&mut *tx, number).await?;
@@ -246,9 +306,11 @@ pub async fn history(pool: impl sqlx::PgExecutor<'_>, number: &str) -> Result<Ve
     .await?)
 }
 
-/// Drops the derived value and history of `number` (absorbed, or without balances).
+/// Drops the derived value, closed months and history of `number` (absorbed, or
+/// without balances).
 pub async fn forget(tx: &mut PgConnection, number: &str) -> Result<()> {
     sqlx::query("DELETE FROM customer_value WHERE customer_number = $1").bind(number).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM customer_month_value WHERE customer_number = $1").bind(number).execute(&mut *tx).await?;
     sqlx::query("DELETE FROM level_change WHERE customer_number = $1").bind(number).execute(&mut *tx).await?;
     Ok(())
 }

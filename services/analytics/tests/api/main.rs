@@ -6,6 +6,7 @@
 mod helpers;
 
 mod access;
+mod analysis;
 mod facts;
 mod identification;
 mod levels;

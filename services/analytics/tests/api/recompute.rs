@@ -2,8 +2,8 @@
 //! several streams, partly before their customers are known, with merges, an unmerge,
 //! a rule version and month closings in between; then RecomputeAll from the stored
 //! facts (derived values dropped, every fact's owner forgotten) must find exactly the
-//! values, level histories and rule tags the incremental path kept (a rule tag is
-//! defined before the facts arrive).
+//! values, closed months, level histories and rule tags the incremental path kept (a
+//! rule tag is defined before the facts arrive).
 
 use crm_proto::crm::analytics::v1 as pb;
 use crm_proto::crm::customer::v1 as cpb;
@@ -22,7 +22,12 @@ impl Lcg {
 
 type Snapshot = (String, i64, String, String);
 
-type Derived = (Vec<Snapshot>, Vec<(String, i32, String, String, String)>, Vec<(String, String, String)>);
+type Derived = (
+    Vec<Snapshot>,
+    Vec<(String, i32, String, String, String)>,
+    Vec<(String, String, String)>,
+    Vec<(String, String, String)>,
+);
 
 async fn derived(app: &TestApp) -> Derived {
     let values = sqlx::query_as(
@@ -44,7 +49,16 @@ async fn derived(app: &TestApp) -> Derived {
         .fetch_all(&app.pool)
         .await
         .unwrap();
-    (values, history, tags)
+    let months = sqlx::query_as(
+        "SELECT customer_number, month,
+                concat_ws(' ', deposit, wealth_management, settlement, loan, channel_product, aum_total, weighted_aum,
+                          level_code)
+         FROM customer_month_value ORDER BY 1, 2",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    (values, history, tags, months)
 }
 
 #[tokio::test]
@@ -125,11 +139,13 @@ async fn a_full_recompute_finds_exactly_what_the_incremental_path_kept() {
     let incremental = derived(&app).await;
     assert!(incremental.0.len() >= 20, "most customers are valued: {}", incremental.0.len());
     assert!(incremental.1.len() >= 10, "levels changed along the way: {}", incremental.1.len());
+    assert!(incremental.3.len() >= 2 * 20, "two closed months per valued customer: {}", incremental.3.len());
     let tagged = incremental.2.len();
     assert!(tagged >= 3 && tagged < incremental.0.len(), "some customers are tagged, not all: {tagged}");
     sqlx::query("DELETE FROM customer_value").execute(&app.pool).await.unwrap();
     sqlx::query("DELETE FROM level_change").execute(&app.pool).await.unwrap();
     sqlx::query("DELETE FROM customer_tag").execute(&app.pool).await.unwrap();
+    sqlx::query("DELETE FROM customer_month_value").execute(&app.pool).await.unwrap();
     sqlx::query("UPDATE balance_snapshot SET customer_number = NULL").execute(&app.pool).await.unwrap();
     let mut stream = app.client.recompute_all(pb::RecomputeAllRequest {}).await.unwrap().into_inner();
     let mut last = None;

@@ -242,6 +242,15 @@ async fn a_demographic_rule_tag_follows_what_the_golden_record_announces() {
     app.define_tag("gd_women_30s", "age between 30 and 39 and gender = 'F' and region starts with '44'").await;
     app.load(vec![cny("A1", by_number(number), "DEP", 1_000, day(2026, 6, 30))]).await;
     assert_eq!(app.tags_of(number).await, [("gd_women_30s".to_string(), pb::TagKind::Rule)], "39 on 2026-06-30");
+    let by = |group_by: &str| pb::AggregateCustomersRequest {
+        group_by: group_by.into(),
+        measure: "count".into(),
+        bucket_width: 0,
+    };
+    for (group_by, key) in [("age", "39"), ("gender", "F"), ("region", "440524")] {
+        let groups = app.client.aggregate_customers(by(group_by)).await.unwrap().into_inner().groups;
+        assert_eq!(groups.iter().map(|g| (g.key.as_str(), g.customer_count)).collect::<Vec<_>>(), [(key, 1)]);
+    }
 
     app.load(vec![cny("A1", by_number(number), "DEP", 1_000, day(2026, 7, 1))]).await;
     assert!(app.tags_of(number).await.is_empty(), "40 on her birthday, the latest balance date");
