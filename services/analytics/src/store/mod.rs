@@ -11,6 +11,7 @@
 //! - [`values`]: reading them back.
 //! - [`tags`]: tag definitions and the tags customers have, rule tags kept current.
 //! - [`segments`]: segment definitions and their evaluated snapshots.
+//! - [`targets`]: business target trees, their splits, and progress from the facts.
 
 pub mod catalogue;
 pub mod customers;
@@ -19,6 +20,7 @@ pub mod rules;
 pub mod scope;
 pub mod segments;
 pub mod tags;
+pub mod targets;
 pub mod valuation;
 pub mod values;
 
