@@ -12,3 +12,4 @@ mod levels;
 mod recompute;
 mod segments;
 mod tags;
+mod targets;
