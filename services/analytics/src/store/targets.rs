@@ -184,14 +184,6 @@ pub async fn issue(tx: &mut PgConnection, target: &Target, issued_by: &str) -> R
     get(tx, id, false).await
 }
 
-/// The field a refused split is named under.
-fn split_field(e: &TargetError) -> &'static str {
-    match e {
-        TargetError::RmCannotBeDecomposed(_) => "target_id",
-        _ => "shares",
-    }
-}
-
 /// Splits `parent` (locked by [`get`]) into `shares` as its next version; answers the
 /// version and the shares as stored targets, in order. A refusal leaves the
 /// transaction to be dropped.
@@ -201,8 +193,12 @@ pub async fn decompose(
     shares: &[(Assignee, i64)],
     decomposed_by: &str,
 ) -> Result<(i32, Vec<StoredTarget>)> {
+    if let Assignee::Rm(_) = &parent.target.assignee {
+        let refusal = TargetError::RmCannotBeDecomposed(parent.target.assignee.clone());
+        return Err(invalid("target_id", refusal.to_string()));
+    }
     let decomposition = Decomposition { parent: parent.target.clone(), children: shares.to_vec() };
-    decomposition.validate().map_err(|e| invalid(split_field(&e), e.to_string()))?;
+    decomposition.validate().map_err(|e| invalid("shares", e.to_string()))?;
     let current = rows(
         sqlx::query_as(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM target t WHERE t.parent_id = $1")))
             .bind(parent.id)

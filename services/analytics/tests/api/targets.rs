@@ -120,6 +120,13 @@ async fn listed(client: &mut Client) -> Vec<(String, i64)> {
     targets.iter().map(|t| (assignee(t), t.value)).collect()
 }
 
+/// The id of RM rm-1's target.
+async fn rm_1_target(client: &mut Client) -> String {
+    let request = pb::ListTargetsRequest { period_start: day(2026, 1, 1), period_end: day(2026, 12, 31) };
+    let targets = client.list_targets(request).await.unwrap().into_inner().targets;
+    targets.into_iter().find(|t| assignee(t) == "RM rm-1").unwrap().target_id
+}
+
 async fn audited(app: &TestApp, action: &str) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM crm_kit.audit_entry WHERE action = $1")
         .bind(action)
@@ -215,6 +222,10 @@ async fn a_split_that_does_not_add_up_is_refused_with_its_gap_and_changes_nothin
             "{description}: {violations:?}"
         );
     }
+    let rm_target = pb::DecomposeTargetRequest { target_id: rm_1_target(&mut client).await, shares: vec![] };
+    let refused = client.decompose_target(rm_target).await.unwrap_err();
+    let violations = refused.get_error_details().bad_request().unwrap().field_violations.clone();
+    assert_eq!(violations[0].field, "target_id", "an RM's target is never split: {violations:?}");
     assert_eq!(listed(&mut client).await, before, "a refused split changes nothing");
     assert_eq!(audited(&app, "target.decomposed").await, 2);
     app.stop().await;
