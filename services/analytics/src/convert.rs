@@ -487,6 +487,21 @@ impl From<&SegmentDefinition> for pb::Segment {
 
 // Business targets.
 
+/// Longest org path, in characters (it is part of unique index rows).
+const MAX_ORG_PATH_CHARS: usize = 500;
+/// Most shares in one split.
+const MAX_SHARES: usize = 1_000;
+
+/// The org path under `field`: one line, not too long, ids between slashes.
+fn org_path(problems: &mut Problems<'_>, field: &str, value: &str) -> Option<OrgPath> {
+    let value = value.trim();
+    if let Some(problem) = text_problem(value, MAX_ORG_PATH_CHARS, Lines::Single) {
+        problems.add(field, problem);
+        return None;
+    }
+    OrgPath::parse(value).map_err(|e| problems.add(field, e.to_string())).ok()
+}
+
 /// The assignee of a share or target under `field` (`….assignee`).
 fn target_assignee(
     problems: &mut Problems<'_>,
@@ -499,17 +514,14 @@ fn target_assignee(
             problems.add(field, "is required: an org path or an RM id");
             None
         }
-        Some(Which::OrgPath(path)) => OrgPath::parse(path.trim())
-            .map(Assignee::Org)
-            .map_err(|e| problems.add(&format!("{field}.org_path"), e.to_string()))
-            .ok(),
+        Some(Which::OrgPath(path)) => org_path(problems, &format!("{field}.org_path"), path).map(Assignee::Org),
         Some(Which::RmId(id)) => {
-            let rm = RmId::parse(id).map_err(|e| problems.add(&format!("{field}.rm_id"), e.to_string())).ok()?;
-            if rm.as_str().chars().count() > MAX_ID_CHARS {
-                problems.add(&format!("{field}.rm_id"), format!("at most {MAX_ID_CHARS} characters"));
+            let field = format!("{field}.rm_id");
+            if let Some(problem) = text_problem(id.trim(), MAX_ID_CHARS, Lines::Single) {
+                problems.add(&field, problem);
                 return None;
             }
-            Some(Assignee::Rm(rm))
+            RmId::parse(id).map(Assignee::Rm).map_err(|e| problems.add(&field, e.to_string())).ok()
         }
     }
 }
@@ -566,9 +578,10 @@ fn target_indicator(problems: &mut Problems<'_>, indicator: Option<&pb::TargetIn
             None
         }
         pb::TargetIndicatorKind::AumGrowth => Some(Indicator::AumGrowth),
-        pb::TargetIndicatorKind::CustomersAtLevel => {
-            (!level.is_empty()).then(|| Indicator::CustomersAtLevel { level: level.to_string() })
-        }
+        pb::TargetIndicatorKind::CustomersAtLevel if !level.is_empty() => problems
+            .code("indicator.level_code", level, MAX_CODE_CHARS)
+            .map(|level| Indicator::CustomersAtLevel { level }),
+        pb::TargetIndicatorKind::CustomersAtLevel => None,
         pb::TargetIndicatorKind::ProductSales => product.map(|product| Indicator::ProductSales { product }),
         pb::TargetIndicatorKind::NewCustomers => Some(Indicator::NewCustomers),
     }
@@ -577,7 +590,7 @@ fn target_indicator(problems: &mut Problems<'_>, indicator: Option<&pb::TargetIn
 /// The target of an IssueTarget request: an org's, checked in full.
 pub fn issued_target(r: &pb::IssueTargetRequest) -> Result<Target, FieldViolations> {
     let mut p = Problems::new("");
-    let org = OrgPath::parse(r.org_path.trim()).map_err(|e| p.add("org_path", e.to_string())).ok();
+    let org = org_path(&mut p, "org_path", &r.org_path);
     let indicator = target_indicator(&mut p, r.indicator.as_ref());
     let period = target_period(&mut p, r.period_start.as_ref(), r.period_end.as_ref());
     if r.value < 0 {
@@ -596,6 +609,10 @@ pub fn issued_target(r: &pb::IssueTargetRequest) -> Result<Target, FieldViolatio
 /// up is the domain's ([`crate::domain::targets::Decomposition`]).
 pub fn target_shares(shares: &[pb::TargetShare]) -> Result<Vec<(Assignee, i64)>, FieldViolations> {
     let mut p = Problems::new("");
+    if shares.len() > MAX_SHARES {
+        p.add("shares", format!("at most {MAX_SHARES} shares in one split"));
+        return Err(p.violations);
+    }
     let mut out = Vec::with_capacity(shares.len());
     for (i, share) in shares.iter().enumerate() {
         let assignee = target_assignee(&mut p, &format!("shares[{i}].assignee"), share.assignee.as_ref());

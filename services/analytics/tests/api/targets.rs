@@ -59,6 +59,10 @@ fn share(assignee: Option<pb::TargetAssignee>, yuan: i64) -> pb::TargetShare {
     pb::TargetShare { assignee, value: yuan * YUAN }
 }
 
+fn aum_growth() -> Option<pb::TargetIndicator> {
+    indicator(pb::TargetIndicatorKind::AumGrowth, "", "")
+}
+
 /// A share of a target counted in customers.
 fn customers(assignee: Option<pb::TargetAssignee>, count: i64) -> pb::TargetShare {
     pb::TargetShare { assignee, value: count }
@@ -410,6 +414,12 @@ async fn a_bad_target_is_refused_naming_every_bad_field() {
         let violations = refused.get_error_details().bad_request().unwrap().field_violations.clone();
         assert_eq!(violations.iter().map(|v| v.field.as_str()).collect::<Vec<_>>(), [field]);
     }
+    let nul = client.issue_target(issue_q1("/HO/\u{0}/", aum_growth(), 1)).await.unwrap_err();
+    let violations = nul.get_error_details().bad_request().unwrap().field_violations.clone();
+    assert_eq!(
+        (violations[0].field.as_str(), violations[0].description.as_str()),
+        ("org_path", "must not contain a NUL character")
+    );
     assert!(listed(&mut client).await.is_empty(), "nothing was issued");
     app.stop().await;
 }
