@@ -179,6 +179,15 @@ class FromPython(unittest.TestCase):
             self.assertTrue(steps and steps[-1].progress.finished)
             rules = analytics.ListLevelRules(analytics_pb2.ListLevelRulesRequest(), metadata=self.metadata, timeout=10)
             self.assertEqual([level.code for level in rules.rules[0].levels], ["potential", "gold", "platinum", "growth", "core"])
+            sales = analytics_pb2.TargetIndicator(kind=analytics_pb2.TARGET_INDICATOR_KIND_PRODUCT_SALES, product_code="PY-DEP")
+            target = analytics.IssueTarget(analytics_pb2.IssueTargetRequest(
+                org_path="/HO/", indicator=sales, value=1_000_000,
+                period_start=common_pb2.Date(year=2026, month=10, day=1), period_end=common_pb2.Date(year=2026, month=12, day=31),
+            ), metadata=self.metadata, timeout=10).target
+            progress = analytics.GetTargetProgress(
+                analytics_pb2.GetTargetProgressRequest(target_id=target.target_id), metadata=self.metadata, timeout=30,
+            ).progress
+            self.assertEqual([(p.target.target_id, p.actual, p.has_progress) for p in progress], [(target.target_id, 0, True)])
             with self.assertRaises(grpc.RpcError) as unknown:
                 analytics.GetCustomerValue(analytics_pb2.GetCustomerValueRequest(customer_number="999999999999"), metadata=self.metadata, timeout=10)
             self.assertEqual(unknown.exception.code(), grpc.StatusCode.NOT_FOUND)

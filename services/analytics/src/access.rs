@@ -13,13 +13,16 @@ macro_rules! rpc {
 }
 
 /// Reading customer value, levels, rules, the catalogue, tags and segments (and
-/// evaluating a segment), and the analyses.
+/// evaluating a segment), the analyses, business targets and their progress.
 pub const READ: &str = "analytics.read";
 /// Feeding facts: catalogue, FX rates, balances, transactions.
 pub const INGEST: &str = "analytics.ingest";
 /// Defining level rules, tags, segments, scorecards and the RFM window, setting manual tags, closing months,
 /// recomputing.
 pub const DEFINE: &str = "analytics.define";
+
+/// Issuing business targets and decomposing them (inside the caller's data scope).
+pub const TARGETS: &str = "analytics.targets";
 
 /// Permission per RPC.
 pub const POLICY: Policy = &[
@@ -54,4 +57,8 @@ pub const POLICY: Policy = &[
     rpc!("ListChurnSignals", READ),
     rpc!("GetRmPerformance", READ),
     rpc!("AggregateCustomers", READ),
+    rpc!("IssueTarget", TARGETS),
+    rpc!("DecomposeTarget", TARGETS),
+    rpc!("ListTargets", READ),
+    rpc!("GetTargetProgress", READ),
 ];

@@ -19,9 +19,12 @@ use crate::domain::levels::{DowngradeTarget, LevelDef, LevelRule, UpgradeTiming}
 use crate::domain::score::Score;
 use crate::domain::scorecard::{Band, GradeCut, MetricBands, Scorecard};
 use crate::domain::tags::{Code, SegmentDefinition, TagDefinition, TagKind, TagSource, attribute, check_tag_rule};
+use crate::domain::target_progress::Progress;
+use crate::domain::targets::{Assignee, Indicator, OrgPath, Period, RmId, Target};
 use crate::store::analysis::{AumAt, AumGroup, ChurnRow, GroupRow, MigrationCell, RmRow};
 use crate::store::rfm::RfmRow;
 use crate::store::scorecards::NamedScorecard;
+use crate::store::targets::StoredTarget;
 
 /// Longest account id, transaction id and source customer id.
 const MAX_ID_CHARS: usize = 64;
@@ -846,5 +849,210 @@ impl From<&GroupRow> for pb::CustomerGroup {
             (None, None) => String::new(),
         };
         pb::CustomerGroup { key, customer_count: g.customer_count, value: g.value }
+    }
+}
+
+// --- Business targets ---
+
+/// Longest org path, in characters (it is part of unique index rows).
+const MAX_ORG_PATH_CHARS: usize = 500;
+/// Most shares in one split.
+const MAX_SHARES: usize = 1_000;
+
+/// The org path under `field`: one line, not too long, ids between slashes.
+fn org_path(problems: &mut Problems<'_>, field: &str, value: &str) -> Option<OrgPath> {
+    let value = value.trim();
+    if let Some(problem) = text_problem(value, MAX_ORG_PATH_CHARS, Lines::Single) {
+        problems.add(field, problem);
+        return None;
+    }
+    OrgPath::parse(value).map_err(|e| problems.add(field, e.to_string())).ok()
+}
+
+/// The assignee of a share or target under `field` (`….assignee`).
+fn target_assignee(
+    problems: &mut Problems<'_>,
+    field: &str,
+    assignee: Option<&pb::TargetAssignee>,
+) -> Option<Assignee> {
+    use pb::target_assignee::Assignee as Which;
+    match assignee.and_then(|a| a.assignee.as_ref()) {
+        None => {
+            problems.add(field, "is required: an org path or an RM id");
+            None
+        }
+        Some(Which::OrgPath(path)) => org_path(problems, &format!("{field}.org_path"), path).map(Assignee::Org),
+        Some(Which::RmId(id)) => {
+            let field = format!("{field}.rm_id");
+            if let Some(problem) = text_problem(id.trim(), MAX_ID_CHARS, Lines::Single) {
+                problems.add(&field, problem);
+                return None;
+            }
+            RmId::parse(id).map(Assignee::Rm).map_err(|e| problems.add(&field, e.to_string())).ok()
+        }
+    }
+}
+
+/// The days from `start` to `end` (fields `period_start`, `period_end` under the
+/// problems' prefix).
+fn target_period(
+    problems: &mut Problems<'_>,
+    start: Option<&common::Date>,
+    end: Option<&common::Date>,
+) -> Option<Period> {
+    let from = problems.date("period_start", start);
+    let to = problems.date("period_end", end);
+    let from = from.filter(|d| {
+        let recent = *d >= crate::store::rules::START;
+        if !recent {
+            problems.add("period_start", format!("must be {} or later", crate::store::rules::START));
+        }
+        recent
+    });
+    Period::new(from?, to?).map_err(|e| problems.add("period_end", e.to_string())).ok()
+}
+
+/// The indicator of a request (fields under `indicator.`).
+fn target_indicator(problems: &mut Problems<'_>, indicator: Option<&pb::TargetIndicator>) -> Option<Indicator> {
+    let Some(i) = indicator else {
+        problems.add("indicator", "is required");
+        return None;
+    };
+    let (level, product) = (i.level_code.trim(), i.product_code.trim());
+    let kind = pb::TargetIndicatorKind::try_from(i.kind).unwrap_or(pb::TargetIndicatorKind::Unspecified);
+    let wants_level = kind == pb::TargetIndicatorKind::CustomersAtLevel;
+    let wants_product = kind == pb::TargetIndicatorKind::ProductSales;
+    match (wants_level, level.is_empty()) {
+        (true, true) => problems.add("indicator.level_code", "is required for customers at or above a level"),
+        (false, false) => problems.add("indicator.level_code", "only customers at or above a level name a level"),
+        _ => {}
+    }
+    let product = match (wants_product, product.is_empty()) {
+        (true, true) => {
+            problems.add("indicator.product_code", "is required for product sales");
+            None
+        }
+        (false, false) => {
+            problems.add("indicator.product_code", "only product sales name a product");
+            None
+        }
+        (true, false) => problems.code("indicator.product_code", product, MAX_CODE_CHARS),
+        (false, true) => None,
+    };
+    match kind {
+        pb::TargetIndicatorKind::Unspecified => {
+            problems.add("indicator.kind", "must be one of the target indicators");
+            None
+        }
+        pb::TargetIndicatorKind::AumGrowth => Some(Indicator::AumGrowth),
+        pb::TargetIndicatorKind::CustomersAtLevel if !level.is_empty() => problems
+            .code("indicator.level_code", level, MAX_CODE_CHARS)
+            .map(|level| Indicator::CustomersAtLevel { level }),
+        pb::TargetIndicatorKind::CustomersAtLevel => None,
+        pb::TargetIndicatorKind::ProductSales => product.map(|product| Indicator::ProductSales { product }),
+        pb::TargetIndicatorKind::NewCustomers => Some(Indicator::NewCustomers),
+    }
+}
+
+/// The target of an IssueTarget request: an org's, checked in full.
+pub fn issued_target(r: &pb::IssueTargetRequest) -> Result<Target, FieldViolations> {
+    let mut p = Problems::new("");
+    let org = org_path(&mut p, "org_path", &r.org_path);
+    let indicator = target_indicator(&mut p, r.indicator.as_ref());
+    let period = target_period(&mut p, r.period_start.as_ref(), r.period_end.as_ref());
+    if r.value < 0 {
+        p.add("value", "must be 0 or more");
+    }
+    let target = match (org, indicator, period) {
+        (Some(org), Some(indicator), Some(period)) => {
+            Some(Target { assignee: Assignee::Org(org), indicator, period, value: r.value })
+        }
+        _ => None,
+    };
+    p.finish(target)
+}
+
+/// The shares of a DecomposeTarget request, each checked (`shares[i].…`); how they add
+/// up is the domain's ([`crate::domain::targets::Decomposition`]).
+pub fn target_shares(shares: &[pb::TargetShare]) -> Result<Vec<(Assignee, i64)>, FieldViolations> {
+    let mut p = Problems::new("");
+    if shares.len() > MAX_SHARES {
+        p.add("shares", format!("at most {MAX_SHARES} shares in one split"));
+        return Err(p.violations);
+    }
+    let mut out = Vec::with_capacity(shares.len());
+    for (i, share) in shares.iter().enumerate() {
+        let assignee = target_assignee(&mut p, &format!("shares[{i}].assignee"), share.assignee.as_ref());
+        if share.value < 0 {
+            p.add(&format!("shares[{i}].value"), "must be 0 or more");
+        }
+        out.extend(assignee.map(|a| (a, share.value)));
+    }
+    p.finish(Some(out))
+}
+
+/// A target id under `field`.
+pub fn target_id(field: &str, value: &str) -> Result<uuid::Uuid, FieldViolations> {
+    value.trim().parse().map_err(|_| {
+        let mut v = FieldViolations::new();
+        v.add(field, "must be a target id (a UUID)");
+        v
+    })
+}
+
+/// The days of a ListTargets request.
+pub fn target_days(r: &pb::ListTargetsRequest) -> Result<Period, FieldViolations> {
+    let mut p = Problems::new("");
+    let period = target_period(&mut p, r.period_start.as_ref(), r.period_end.as_ref());
+    p.finish(period)
+}
+
+impl From<&Assignee> for pb::TargetAssignee {
+    fn from(a: &Assignee) -> Self {
+        use pb::target_assignee::Assignee as Which;
+        let which = match a {
+            Assignee::Org(path) => Which::OrgPath(path.as_str().to_string()),
+            Assignee::Rm(rm) => Which::RmId(rm.as_str().to_string()),
+        };
+        pb::TargetAssignee { assignee: Some(which) }
+    }
+}
+
+impl From<&Indicator> for pb::TargetIndicator {
+    fn from(i: &Indicator) -> Self {
+        let (kind, level_code, product_code) = match i {
+            Indicator::AumGrowth => (pb::TargetIndicatorKind::AumGrowth, "", ""),
+            Indicator::CustomersAtLevel { level } => (pb::TargetIndicatorKind::CustomersAtLevel, level.as_str(), ""),
+            Indicator::ProductSales { product } => (pb::TargetIndicatorKind::ProductSales, "", product.as_str()),
+            Indicator::NewCustomers => (pb::TargetIndicatorKind::NewCustomers, "", ""),
+        };
+        pb::TargetIndicator { kind: kind as i32, level_code: level_code.into(), product_code: product_code.into() }
+    }
+}
+
+impl From<&StoredTarget> for pb::Target {
+    fn from(t: &StoredTarget) -> Self {
+        pb::Target {
+            target_id: t.id.to_string(),
+            parent_target_id: t.parent_id.map(|id| id.to_string()).unwrap_or_default(),
+            root_target_id: t.root_id.to_string(),
+            assignee: Some((&t.target.assignee).into()),
+            indicator: Some((&t.target.indicator).into()),
+            period_start: Some(crm_platform::convert::date(t.target.period.from())),
+            period_end: Some(crm_platform::convert::date(t.target.period.to())),
+            value: t.target.value,
+            booked_at_org_path: t.booked_at.as_str().to_string(),
+            split_version: t.split_version,
+        }
+    }
+}
+
+/// A target with its progress.
+pub fn target_progress(t: &StoredTarget, p: &Progress) -> pb::TargetProgress {
+    pb::TargetProgress {
+        target: Some(t.into()),
+        actual: p.actual,
+        progress_bp: p.progress_bp.unwrap_or(0),
+        has_progress: p.progress_bp.is_some(),
     }
 }

@@ -5,8 +5,11 @@
 //!
 //! Consumed:
 //! - `crm.customer.v1.CustomerCreated` / `CustomerUpdated` / `SourceRecordLinked` (their
-//!   source record is the customer's; the first two carry the demographic attributes), `CustomerMerged`, `CustomerUnmerged` → the copy of customer-profile's
-//!   identification; facts move with their customers and waiting facts count.
+//!   source record is the customer's; the first two carry the demographic attributes),
+//!   `CustomerMerged`, `CustomerUnmerged` → the copy of customer-profile's
+//!   identification; facts move with their customers and waiting facts count;
+//!   CustomerCreated's time is when the customer was created (new customers, for
+//!   business targets).
 //! - `crm.customer.v1.CustomerAssigned`, `crm.identity.v1.OrgChanged` → the copies data
 //!   scopes filter by.
 //! - `crm.analytics.v1.TransactionPosted` → transactions from core banking, kept by
@@ -53,7 +56,12 @@ impl EventHandler for CustomerHandler {
         let touched = match event.event_type.as_str() {
             "crm.customer.v1.CustomerCreated" => {
                 let e: customer::CustomerCreated = event.decode()?;
-                described(tx, event, &e.customer_number, e.source.as_ref(), e.demographics.as_ref()).await
+                let touched =
+                    described(tx, event, &e.customer_number, e.source.as_ref(), e.demographics.as_ref()).await;
+                if let Some(at) = event.time {
+                    store::customers::created(tx, &e.customer_number, at).await.map_err(handler_error)?;
+                }
+                touched
             }
             "crm.customer.v1.CustomerUpdated" => {
                 let e: customer::CustomerUpdated = event.decode()?;

@@ -5,7 +5,9 @@
 //! merges, rules and month closings arrive: each customer's value is the replay of its
 //! facts, so the incremental path and the full recompute agree by construction. Rule
 //! tags are re-evaluated with every recompute of a customer's value; segments are
-//! evaluated on request into snapshots that marketing streams out.
+//! evaluated on request into snapshots that marketing streams out. Business targets
+//! are issued to orgs, decomposed down the org tree to sub-orgs and RMs, and measured
+//! against the facts on request, within the caller's data scope.
 //!
 //! # Layout
 //! - [`grpc`]: `crm.analytics.v1.AnalyticsService`, one file per RPC family.

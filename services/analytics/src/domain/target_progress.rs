@@ -8,9 +8,12 @@
 //! - Progress is actual × 10000 / target in basis points, truncated toward zero (so
 //!   10000 means the target is really met); a target of 0 has no progress.
 //! - Targets must be 0 or more and each assignee has one; otherwise nothing is rolled up.
+//! - "Customers at or above a level" counts the levels from that one up in the order of
+//!   the level rule in force on the period's last day ([`levels_at_or_above`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use super::levels::LevelRule;
 use super::targets::{Assignee, OrgPath, RmId, TargetError};
 
 /// One RM's actual, booked at the RM's org.
@@ -92,8 +95,16 @@ pub fn roll_up(
         .collect())
 }
 
+/// The codes of `level` and every level above it in `rule`, lowest first; empty when
+/// `rule` has no such level.
+pub fn levels_at_or_above(rule: &LevelRule, level: &str) -> Vec<String> {
+    rule.rank_of(level).map(|rank| rule.levels[rank..].iter().map(|l| l.code.clone()).collect()).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
+    use time::macros::date;
+
     use super::*;
 
     fn org(path: &str) -> OrgPath {
@@ -158,6 +169,20 @@ mod tests {
         ];
         for (targets, expected) in cases {
             assert_eq!(roll_up(&targets, &[], &[]), Err(expected));
+        }
+    }
+
+    #[test]
+    fn at_or_above_a_level_follows_the_order_of_the_rule() {
+        let rule = LevelRule::bank_default(1, date!(2026 - 01 - 01));
+        let cases = [
+            ("the lowest level counts everyone", "potential", vec!["potential", "gold", "platinum", "growth", "core"]),
+            ("a middle level counts itself and those above", "platinum", vec!["platinum", "growth", "core"]),
+            ("the highest level counts itself", "core", vec!["core"]),
+            ("a level the rule does not have counts nobody", "diamond", vec![]),
+        ];
+        for (name, level, expected) in cases {
+            assert_eq!(levels_at_or_above(&rule, level), expected, "{name}");
         }
     }
 }

@@ -6,8 +6,9 @@
 //! - Target values are whole numbers ≥ 0 in the indicator's unit: fen for AUM growth and
 //!   product sales, customers for the counts.
 //! - A decomposition is valid when no value is negative, no child appears twice, child
-//!   orgs lie strictly below the parent org, an RM's target is not decomposed further,
-//!   and the children add up to the parent exactly. A refusal names the gap ("children
+//!   orgs lie strictly below the parent org and not inside one another (a figure is
+//!   booked at one child only), an RM's target is not decomposed further, and the
+//!   children add up to the parent exactly. A refusal names the gap ("children
 //!   sum to X, parent is Y, short by Z").
 //! - Org paths are written `/1/12/`: ids between slashes, from head office down. An org
 //!   contains itself and every org whose path starts with its path.
@@ -45,6 +46,9 @@ pub enum TargetError {
     /// A child org that is not below the parent org.
     #[error("{child} is not below {parent}, so it cannot take part of its target")]
     NotBelowParent { child: Assignee, parent: Assignee },
+    /// Two child orgs of which one contains the other.
+    #[error("{inner} lies inside {outer}: child orgs of one split must not contain one another")]
+    NestedChildren { outer: Assignee, inner: Assignee },
     /// An RM's target decomposed further.
     #[error("the target of {0} is an RM's own and cannot be decomposed further")]
     RmCannotBeDecomposed(Assignee),
@@ -88,6 +92,29 @@ pub enum Unit {
 }
 
 impl Indicator {
+    /// The stored kind and code (the level or product; empty for the others).
+    pub fn stored(&self) -> (&'static str, &str) {
+        match self {
+            Indicator::AumGrowth => ("aum_growth", ""),
+            Indicator::CustomersAtLevel { level } => ("customers_at_level", level),
+            Indicator::ProductSales { product } => ("product_sales", product),
+            Indicator::NewCustomers => ("new_customers", ""),
+        }
+    }
+
+    /// The indicator of a stored kind and code; `None` for an unknown kind or a code
+    /// that does not fit it.
+    pub fn from_stored(kind: &str, code: &str) -> Option<Self> {
+        let code = code.to_string();
+        match (kind, code.is_empty()) {
+            ("aum_growth", true) => Some(Indicator::AumGrowth),
+            ("customers_at_level", false) => Some(Indicator::CustomersAtLevel { level: code }),
+            ("product_sales", false) => Some(Indicator::ProductSales { product: code }),
+            ("new_customers", true) => Some(Indicator::NewCustomers),
+            _ => None,
+        }
+    }
+
     /// The unit its target and actual values are in.
     pub fn unit(&self) -> Unit {
         match self {
@@ -307,6 +334,16 @@ impl Decomposition {
                 return Err(TargetError::NotBelowParent { child: child.clone(), parent: self.parent.assignee.clone() });
             }
         }
+        for (outer, _) in &self.children {
+            for (inner, _) in &self.children {
+                if let (Assignee::Org(o), Assignee::Org(i)) = (outer, inner)
+                    && o != i
+                    && o.contains(i)
+                {
+                    return Err(TargetError::NestedChildren { outer: outer.clone(), inner: inner.clone() });
+                }
+            }
+        }
         validate_decomposition(self.parent.value, &self.children)
     }
 }
@@ -406,6 +443,12 @@ mod tests {
         for (indicator, unit, json) in units {
             assert_eq!(indicator.unit(), unit, "{json}");
             assert_eq!(serde_json::to_string(&indicator).unwrap(), json);
+            let (kind, code) = indicator.stored();
+            assert_eq!(Indicator::from_stored(kind, code).as_ref(), Some(&indicator), "{json}");
+        }
+        let unusable = [("aum_growth", "gold"), ("customers_at_level", ""), ("product_sales", ""), ("profit", "")];
+        for (kind, code) in unusable {
+            assert_eq!(Indicator::from_stored(kind, code), None, "{kind} {code:?}");
         }
     }
 
@@ -518,6 +561,18 @@ mod tests {
                 target(o("/1/"), 100),
                 vec![(o("/1/12/"), 60)],
                 Err(TargetError::SumMismatch { sum: 60, parent: 100 }),
+            ),
+            (
+                "a sub-branch beside the branch that contains it",
+                target(o("/1/"), 100),
+                vec![(o("/1/12/"), 60), (o("/1/12/120/"), 40)],
+                Err(TargetError::NestedChildren { outer: o("/1/12/"), inner: o("/1/12/120/") }),
+            ),
+            (
+                "sibling orgs whose ids start alike",
+                target(o("/1/"), 100),
+                vec![(o("/1/12/"), 60), (o("/1/123/"), 40)],
+                Ok(()),
             ),
             ("an RM's own target alone", target(r("7"), 40), vec![], Ok(())),
             ("an RM's negative target", target(r("7"), -1), vec![], Err(TargetError::NegativeParent(-1))),

@@ -8,6 +8,7 @@ mod rules;
 mod scores;
 mod segments;
 mod tags;
+mod targets;
 mod value;
 
 use std::pin::Pin;
@@ -260,5 +261,33 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
         request: Request<pb::AggregateCustomersRequest>,
     ) -> Result<Response<pb::AggregateCustomersResponse>, Status> {
         analysis::aggregate_customers(self, request).await
+    }
+
+    async fn issue_target(
+        &self,
+        request: Request<pb::IssueTargetRequest>,
+    ) -> Result<Response<pb::IssueTargetResponse>, Status> {
+        targets::issue_target(self, request).await
+    }
+
+    async fn decompose_target(
+        &self,
+        request: Request<pb::DecomposeTargetRequest>,
+    ) -> Result<Response<pb::DecomposeTargetResponse>, Status> {
+        targets::decompose_target(self, request).await
+    }
+
+    async fn list_targets(
+        &self,
+        request: Request<pb::ListTargetsRequest>,
+    ) -> Result<Response<pb::ListTargetsResponse>, Status> {
+        targets::list_targets(self, request).await
+    }
+
+    async fn get_target_progress(
+        &self,
+        request: Request<pb::GetTargetProgressRequest>,
+    ) -> Result<Response<pb::GetTargetProgressResponse>, Status> {
+        targets::get_target_progress(self, request).await
     }
 }

@@ -24,6 +24,17 @@ async fn ensure(tx: &mut PgConnection, number: &str) -> Result<()> {
     Ok(())
 }
 
+/// Records that customer-profile created `number` at `at` (the earliest time wins, so a
+/// redelivery changes nothing).
+pub async fn created(tx: &mut PgConnection, number: &str, at: time::OffsetDateTime) -> Result<()> {
+    sqlx::query("UPDATE customer SET created_at = LEAST(COALESCE(created_at, $2), $2) WHERE customer_number = $1")
+        .bind(number)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// Gives waiting facts that name `number` or one of its source keys their owner.
 async fn release_waiting(tx: &mut PgConnection, number: &str) -> Result<u64> {
     let mut released = 0;

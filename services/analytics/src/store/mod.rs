@@ -14,6 +14,7 @@
 //! - [`tags`]: tag definitions and the tags customers have, rule tags kept current.
 //! - [`segments`]: segment definitions and their evaluated snapshots.
 //! - [`analysis`]: analyses over many customers, within the caller's data scope.
+//! - [`targets`]: business target trees, their splits, and progress from the facts.
 
 pub mod analysis;
 pub mod catalogue;
@@ -25,6 +26,7 @@ pub mod scope;
 pub mod scorecards;
 pub mod segments;
 pub mod tags;
+pub mod targets;
 pub mod valuation;
 pub mod values;
 

@@ -14,3 +14,4 @@ mod recompute;
 mod rfm;
 mod segments;
 mod tags;
+mod targets;

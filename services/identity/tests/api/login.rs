@@ -21,6 +21,7 @@ async fn the_bootstrap_administrator_logs_in_with_a_token_every_service_can_veri
     assert_eq!(c.roles, vec!["ADMIN"]);
     assert_eq!(c.scope, DataScope::All);
     assert!(caller.has_permission("identity.admin") && caller.has_permission("customer.pii.read"));
+    assert!(caller.has_permission("analytics.targets"), "ADMIN manages business targets");
     assert!(c.exp - c.iat == 900);
     app.stop().await;
 }
