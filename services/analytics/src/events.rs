@@ -92,7 +92,7 @@ impl EventHandler for CustomerHandler {
             other => return Err(HandlerError::Permanent(format!("not an identification event: {other}"))),
         }
         .map_err(handler_error)?;
-        store::valuation::recompute(tx, &touched).await.map_err(handler_error)?;
+        store::revaluation::mark_due(tx, &touched).await.map_err(handler_error)?;
         Ok(())
     }
 }
@@ -176,7 +176,7 @@ impl EventHandler for TransactionPostedHandler {
             )));
         }
         let stored = store::facts::store_transactions(tx, &[&transaction]).await.map_err(handler_error)?;
-        store::valuation::recompute(tx, &stored.touched).await.map_err(handler_error)?;
+        store::revaluation::mark_due(tx, &stored.touched).await.map_err(handler_error)?;
         Ok(())
     }
 }

@@ -16,6 +16,7 @@
 //! - [`domain`]: the rules; pure, no I/O.
 //! - [`store`]: the SQL, one module per aggregate, with the events of each change.
 //! - [`events`]: events published and consumed.
+//! - [`revaluer`]: the background task that recomputes customers their changes marked due.
 //! - [`settings`]: configuration, the `[analytics]` section.
 //! - [`error`]: the crate's error enum and its gRPC mapping.
 
@@ -25,6 +26,7 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod grpc;
+pub mod revaluer;
 pub mod settings;
 pub mod store;
 
@@ -82,6 +84,8 @@ impl Application {
     /// Serves until `stop` resolves, then drains and stops.
     pub async fn run_until_stopped(self, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), PlatformError> {
         let mut runtime = self.runtime;
+        let revaluer = revaluer::run(runtime.pool.clone(), self.api.settings().clone(), runtime.stop_token());
+        runtime.task("revaluer", revaluer);
         runtime.add_service(AnalyticsServiceServer::new(self.api));
         runtime.consumer("customers", &events::CUSTOMER_EVENTS, events::CustomerHandler);
         runtime.consumer("transactions", &[events::TRANSACTION_POSTED], events::TransactionPostedHandler);

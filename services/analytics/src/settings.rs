@@ -16,6 +16,9 @@ const DEFAULTS: &str = r#"
 max_stream_facts = 100000
 facts_per_transaction = 500
 max_products_per_call = 1000
+revaluation_batch = 500
+revaluation_idle_poll_ms = 100
+rfm_rescore_interval_ms = 2000
 "#;
 
 /// The `[analytics]` section.
@@ -29,6 +32,13 @@ pub struct AnalyticsSettings {
     pub facts_per_transaction: usize,
     /// Most products one UpsertProducts call may carry.
     pub max_products_per_call: usize,
+    /// Due customers the revaluer recomputes per transaction.
+    pub revaluation_batch: usize,
+    /// How often an idle revaluer looks for due customers, ms.
+    pub revaluation_idle_poll_ms: u64,
+    /// Least time between two RFM rescores while customers keep coming due, ms (an
+    /// emptied queue rescores at once).
+    pub rfm_rescore_interval_ms: u64,
 }
 
 impl ServiceSection for AnalyticsSettings {
@@ -47,6 +57,17 @@ impl ServiceSection for AnalyticsSettings {
             (1..=100_000).contains(&self.max_products_per_call),
             "analytics.max_products_per_call",
             "must be 1..=100000",
+        )?;
+        v.check((1..=100_000).contains(&self.revaluation_batch), "analytics.revaluation_batch", "must be 1..=100000")?;
+        v.check(
+            (1..=60_000).contains(&self.revaluation_idle_poll_ms),
+            "analytics.revaluation_idle_poll_ms",
+            "must be 1..=60000",
+        )?;
+        v.check(
+            self.rfm_rescore_interval_ms <= 3_600_000,
+            "analytics.rfm_rescore_interval_ms",
+            "must be at most 3600000",
         )
     }
 }

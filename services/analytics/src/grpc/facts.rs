@@ -89,7 +89,7 @@ impl<F: Fact> Load<F> {
         positions.sort_unstable();
         let facts: Vec<&F> = positions.iter().map(|&p| &batch[p].1).collect();
         let stored = F::store(&mut tx, &facts).await?;
-        crate::store::valuation::recompute(&mut tx, &stored.touched).await?;
+        crate::store::revaluation::mark_due(&mut tx, &stored.touched).await?;
         tx.commit().await?;
         self.response.accepted_count += stored.accepted + superseded;
         self.response.unchanged_count += stored.unchanged;

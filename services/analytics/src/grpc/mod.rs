@@ -32,6 +32,11 @@ impl AnalyticsApi {
     pub fn new(pool: PgPool, settings: AnalyticsSettings) -> Self {
         Self { pool, settings }
     }
+
+    /// The `[analytics]` settings it serves with.
+    pub fn settings(&self) -> &AnalyticsSettings {
+        &self.settings
+    }
 }
 
 /// A stream of recompute progress, each step wrapped in the RPC's response `T`.

@@ -144,7 +144,7 @@ pub async fn upsert_products<E>(
         };
         outcomes.push(changed);
     }
-    super::valuation::recompute(&mut tx, &touched).await?;
+    super::revaluation::mark_due(&mut tx, &touched).await?;
     crm_platform::audit::record_in(&mut tx, &audit).await?;
     tx.commit().await?;
     Ok(outcomes)
@@ -164,7 +164,7 @@ pub async fn set_fx_rates(
         released += waiting_for_rate(&mut tx, currency.as_str(), *date).await?;
         touched.extend(set_fx_rate(&mut tx, currency.as_str(), *date, *micros).await?);
     }
-    super::valuation::recompute(&mut tx, &touched).await?;
+    super::revaluation::mark_due(&mut tx, &touched).await?;
     let entry = context.audit(
         "fx_rates.set",
         None,

@@ -6,6 +6,7 @@
 //! - [`catalogue`]: products and FX rates.
 //! - [`facts`]: balance snapshots and transactions.
 //! - [`rules`]: level rule versions and closed months.
+//! - [`revaluation`]: customers due for revaluation, taken by the revaluer.
 //! - [`rfm`]: RFM scores, rescored over the whole population.
 //! - [`scorecards`]: scorecard versions and scoring customers.
 //! - [`scope`]: copies of assignments and the org tree, for data scopes.
@@ -20,6 +21,7 @@ pub mod analysis;
 pub mod catalogue;
 pub mod customers;
 pub mod facts;
+pub mod revaluation;
 pub mod rfm;
 pub mod rules;
 pub mod scope;

@@ -66,25 +66,11 @@ impl LevelChangeRow {
     }
 }
 
-/// Recomputes the value (and rule tags) of `customers` (survivors only; absorbed
-/// numbers are skipped) under the rules and closed months as stored, then rescores the
-/// RFM population; answers the level changes announced.
-///
-/// Recomputes are serialised by a lock on `customer_rfm` taken first: the population
-/// rescore rewrites every customer's RFM, and taking the lock before any customer row
-/// keeps two ingest transactions from waiting on each other.
-pub async fn recompute(tx: &mut PgConnection, customers: &BTreeSet<String>) -> Result<u64> {
-    if customers.is_empty() {
-        return Ok(0);
-    }
-    sqlx::query("LOCK TABLE customer_rfm IN EXCLUSIVE MODE").execute(&mut *tx).await?;
-    let announced = recompute_values(tx, customers).await?;
-    rescore_rfm(tx).await?;
-    Ok(announced)
-}
-
-/// [`recompute`] without the RFM rescore, for a full recompute that rescores once at
-/// its end ([`rescore_rfm`]).
+/// Recomputes the value, months, level history and rule tags of `customers`
+/// (survivors only; absorbed numbers are forgotten) under the rules and closed months
+/// as stored; answers the level changes announced. The revaluer calls it for due
+/// customers, a full recompute chunk by chunk; the RFM population is rescored apart
+/// ([`rescore_rfm`]).
 pub async fn recompute_values(tx: &mut PgConnection, customers: &BTreeSet<String>) -> Result<u64> {
     let rules = super::rules::rule_set(tx).await?;
     let closed = super::rules::closed_months(tx).await?;
@@ -96,7 +82,8 @@ pub async fn recompute_values(tx: &mut PgConnection, customers: &BTreeSet<String
 }
 
 /// Rescores the RFM population and refreshes the rule tags of the customers whose
-/// scores changed; answers how many those were.
+/// scores changed; answers how many those were. Rescores are serialised by a lock on
+/// `customer_rfm` (each rewrites every customer's RFM).
 pub async fn rescore_rfm(tx: &mut PgConnection) -> Result<usize> {
     sqlx::query("LOCK TABLE customer_rfm IN EXCLUSIVE MODE").execute(&mut *tx).await?;
     let changed = super::rfm::rescore(tx).await?;
@@ -109,7 +96,7 @@ pub async fn rescore_rfm(tx: &mut PgConnection) -> Result<usize> {
     Ok(changed.len())
 }
 
-/// [`recompute`] of one customer with the rules and months already read.
+/// [`recompute_values`] of one customer with the rules and months already read.
 pub async fn recompute_one(tx: &mut PgConnection, number: &str, rules: &RuleSet, closed: &[Month]) -> Result<u64> {
     // The customer row serialises recomputes of one customer.
     let merged_into: Option<Option<String>> =

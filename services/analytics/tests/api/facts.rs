@@ -85,6 +85,7 @@ async fn a_foreign_currency_balance_waits_for_its_rate_and_counts_at_it() {
         vec![pb::FxRate { currency_code: "USD".into(), rate_date: day(2026, 4, 1), cny_per_unit_micros: 7_100_000 }];
     let set = app.client.set_fx_rates(pb::SetFxRatesRequest { rates }).await.unwrap().into_inner();
     assert_eq!(set.released_count, 1);
+    app.settled().await;
     assert_eq!(app.value("100000000002").await.weighted_aum_minor, 10_000 + 7_100_000);
 
     let bad = vec![pb::FxRate { currency_code: "CNY".into(), rate_date: day(2026, 4, 1), cny_per_unit_micros: 0 }];

@@ -71,7 +71,18 @@ impl TestApp {
         self.running.stop().await
     }
 
-    /// Publishes a customer-profile event and waits until the app has applied it.
+    /// Waits until the revaluer has caught up: no customer due, RFM rescored after the
+    /// last revaluation.
+    pub async fn settled(&self) {
+        let settled = eventually(Duration::from_secs(30), || async {
+            analytics::store::revaluation::backlog(&self.pool).await.is_ok_and(|b| b.settled())
+        })
+        .await;
+        assert!(settled, "the revaluer caught up");
+    }
+
+    /// Publishes a customer-profile event and waits until the app has applied it (and
+    /// the revaluer has caught up with it).
     pub async fn customer_event<M: prost::Name>(&self, subject: &str, message: &M) {
         let id = self.env.publish("crm/customer-profile", subject, message).await;
         let applied = eventually(Duration::from_secs(15), || async {
@@ -84,6 +95,7 @@ impl TestApp {
         })
         .await;
         assert!(applied, "analytics applied the {} event", M::full_name());
+        self.settled().await;
     }
 
     /// customer-profile announces customer `number` created from source record `source`.
@@ -110,12 +122,14 @@ impl TestApp {
         assert!(outcomes.outcomes.iter().all(|o| o.violations.is_empty()));
     }
 
-    /// Loads `snapshots` in one stream.
+    /// Loads `snapshots` in one stream and waits for the revaluer.
     pub async fn load(&mut self, snapshots: Vec<pb::BalanceSnapshot>) -> pb::FactsReport {
         let stream = futures::stream::iter(
             snapshots.into_iter().map(|s| pb::LoadBalancesRequest { snapshot: Some(s) }).collect::<Vec<_>>(),
         );
-        self.client.load_balances(stream).await.unwrap().into_inner().report.unwrap()
+        let report = self.client.load_balances(stream).await.unwrap().into_inner().report.unwrap();
+        self.settled().await;
+        report
     }
 
     /// The value card of `number`.

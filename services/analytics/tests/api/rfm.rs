@@ -52,6 +52,7 @@ async fn record(app: &mut TestApp, transactions: Vec<pb::Transaction>) {
     );
     let report = app.client.record_transactions(stream).await.unwrap().into_inner().report.unwrap();
     assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    app.settled().await;
 }
 
 async fn rfm(app: &mut TestApp, number: &str) -> pb::GetCustomerRfmResponse {

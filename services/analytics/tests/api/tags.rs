@@ -114,6 +114,7 @@ async fn explain_tag_says_why_a_customer_has_a_tag_and_why_not() {
     }]);
     let report = app.client.record_transactions(stream).await.unwrap().into_inner().report.unwrap();
     assert!(report.rejections.is_empty(), "{:?}", report.rejections);
+    app.settled().await;
     let why = explain(&mut app).await;
     assert!(why.holds);
     assert_eq!(why.explanation, "aum.total >= 5000000: 6000000 ≥ 5000000 → true; txn.count_90d >= 1: 1 ≥ 1 → true");
