@@ -2,7 +2,8 @@
 //! daily balances for the showcase customers and ten-day balances for the generated
 //! ones (named by their source keys, as core banking sends them), month closings, and
 //! what analytics made of it: a value card, a level history, and the 360° view's value
-//! card from customer-profile.
+//! card from customer-profile; then card transactions, the RFM they give, two rule
+//! tags and a segment evaluated over them.
 
 use std::time::Duration;
 
@@ -97,6 +98,7 @@ pub async fn run(
         product("DEP-SAVINGS", "活期储蓄", apb::AssetClass::Deposit, 10_000),
         product("TD-1Y", "一年定期", apb::AssetClass::Deposit, 10_000),
         product("WM-STABLE", "稳健理财", apb::AssetClass::WealthManagement, 10_000),
+        apb::Product { family: "cards".into(), ..product("CARD-DEBIT", "借记卡", apb::AssetClass::Settlement, 10_000) },
         product("LOAN-MORT", "个人住房贷款", apb::AssetClass::Loan, 10_000),
     ];
     analytics.upsert_products(apb::UpsertProductsRequest { products }).await.map_err(|e| e.to_string())?;
@@ -192,5 +194,136 @@ pub async fn run(
         .into_inner();
     let status = pb::ValueCardStatus::try_from(view.value_card_status).map(|s| s.as_str_name()).unwrap_or("?");
     println!("the 360° view's value card: {status}");
+    behaviour(analytics, generated, merged_number, last).await
+}
+
+/// A card transaction of `yuan` on `on`, named by source key.
+fn card_payment(id: String, system: &str, source_id: &str, amount: i64, on: time::Date) -> apb::RecordTransactionsRequest {
+    let noon = on.with_hms(12, 0, 0).map(|t| t.assume_utc().unix_timestamp()).unwrap_or_default();
+    apb::RecordTransactionsRequest {
+        transaction: Some(apb::Transaction {
+            transaction_id: id,
+            customer: Some(apb::CustomerRef {
+                customer: Some(apb::customer_ref::Customer::SourceKey(pb::SourceKey {
+                    source_system: system.into(),
+                    source_customer_id: source_id.into(),
+                })),
+            }),
+            account_id: format!("SAMPLE-CARD-{system}-{source_id}"),
+            product_code: "CARD-DEBIT".into(),
+            amount: Some(yuan(-amount)),
+            channel: apb::Channel::Pos as i32,
+            posted_time: Some(prost_types::Timestamp { seconds: noon, nanos: 0 }),
+            region_code: "110105".into(),
+        }),
+    }
+}
+
+/// Card transactions, the RFM they give, two rule tags and a segment.
+async fn behaviour(
+    analytics: &mut Analytics,
+    generated: &[pb::SourceRecord],
+    merged_number: &str,
+    last: time::Date,
+) -> Result<(), String> {
+    // 张伟 pays by card every few days of the last month; every third generated
+    // customer now and then.
+    let mut requests: Vec<apb::RecordTransactionsRequest> = (0..8)
+        .map(|k| {
+            let on = last - time::Duration::days(k * 3);
+            card_payment(format!("SAMPLE-TX-C1-{k}"), "CORE", "SAMPLE-C-1", 200 + k * 35, on)
+        })
+        .collect();
+    for (n, r) in generated.iter().enumerate().filter(|(n, _)| n % 3 == 0) {
+        let Some(key) = &r.key else { continue };
+        for k in 0..(1 + n as i64 % 4) {
+            let on = last - time::Duration::days((n as i64 * 13 + k * 29) % 80);
+            let id = format!("SAMPLE-TX-{}-{}-{k}", key.source_system, key.source_customer_id);
+            requests.push(card_payment(id, &key.source_system, &key.source_customer_id, 50 + n as i64 % 900, on));
+        }
+    }
+    let sent = requests.len();
+    let report = analytics
+        .record_transactions(tokio_stream::iter(requests))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner()
+        .report
+        .unwrap_or_default();
+    println!("
+analytics: {sent} card transactions, {} accepted", report.accepted_count);
+
+    // The revaluer rescores RFM beside ingestion: wait for it.
+    let mut rfm = None;
+    for _ in 0..40 {
+        let answer = analytics
+            .get_customer_rfm(apb::GetCustomerRfmRequest { customer_number: merged_number.into() })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        if answer.overall.as_ref().is_some_and(|o| o.frequency >= 8) {
+            rfm = Some(answer);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let rfm = rfm.ok_or("analytics has not scored the card transactions after 10 s")?;
+    if let Some(o) = &rfm.overall {
+        println!(
+            "RFM of {merged_number} over {} days to {:?}: code {} (R {} F {} M {}: last paid {} days before, {} payments, {:.2} CNY)",
+            rfm.window_days,
+            rfm.scored_on.map(|d| format!("{}-{:02}-{:02}", d.year, d.month, d.day)).unwrap_or_default(),
+            o.code,
+            o.r,
+            o.f,
+            o.m,
+            o.recency_days,
+            o.frequency,
+            o.monetary_minor as f64 / 100.0
+        );
+    }
+
+    for (code, name, rule) in [
+        ("gold_or_better", "金卡及以上", "level >= 'gold'"),
+        ("card_active", "刷卡活跃", "rfm.f >= 4 and rfm.r >= 3"),
+    ] {
+        let tag = apb::Tag { code: code.into(), name: name.into(), kind: apb::TagKind::Rule as i32, rule: rule.into(), version: 0 };
+        analytics.define_tag(apb::DefineTagRequest { tag: Some(tag) }).await.map_err(|e| e.to_string())?;
+        println!("tag {code} ({name}): {rule}");
+    }
+    let tags = analytics
+        .get_customer_tags(apb::GetCustomerTagsRequest { customer_number: merged_number.into() })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    println!("  {merged_number} has: {}", tags.tags.iter().map(|t| t.code.as_str()).collect::<Vec<_>>().join(", "));
+
+    let segment = apb::Segment {
+        code: "active_not_gold".into(),
+        name: "活跃未达金卡".into(),
+        condition: "tag('card_active') and not tag('gold_or_better')".into(),
+        version: 0,
+    };
+    analytics.define_segment(apb::DefineSegmentRequest { segment: Some(segment) }).await.map_err(|e| e.to_string())?;
+    let evaluated = analytics
+        .evaluate_segment(apb::EvaluateSegmentRequest { segment_code: "active_not_gold".into(), ..Default::default() })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    let mut pages = analytics
+        .stream_segment_snapshot(apb::StreamSegmentSnapshotRequest { snapshot_id: evaluated.snapshot_id.clone() })
+        .await
+        .map_err(|e| e.to_string())?
+        .into_inner();
+    let mut first = Vec::new();
+    while let Some(page) = pages.message().await.map_err(|e| e.to_string())? {
+        first.extend(page.customer_numbers.into_iter().take(5usize.saturating_sub(first.len())));
+    }
+    println!(
+        "segment active_not_gold (card-active, below gold): {} members in snapshot {}; first: {}",
+        evaluated.member_count,
+        evaluated.snapshot_id,
+        first.join(", ")
+    );
     Ok(())
 }
