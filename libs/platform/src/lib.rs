@@ -11,6 +11,8 @@
 //! - [`context`]: the call context (who, from where, which trace) of every handler.
 //! - [`audit`]: the audit trail every service writes and auditors page through.
 //! - [`group_commit`]: group commit of writes from concurrent calls.
+//! - [`file_load`]: the daily file: lines in UTF-8 or GB18030, loaded resumably in
+//!   chunks with a checkpoint, bad lines rejected by number.
 //! - [`cli`]: the shared command line (`serve`, `migrate`, `healthcheck`).
 //! - [`config`]: layered settings (defaults → file → `CRM_<SERVICE>__…` environment).
 //! - [`telemetry`]: logs, OTLP traces, W3C trace context over gRPC and AMQP.
@@ -37,6 +39,7 @@ pub mod convert;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod file_load;
 pub mod group_commit;
 pub mod grpc;
 pub mod messaging;

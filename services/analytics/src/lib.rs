@@ -12,6 +12,8 @@
 //! # Layout
 //! - [`grpc`]: `crm.analytics.v1.AnalyticsService`, one file per RPC family.
 //! - [`access`]: the permission each RPC needs.
+//! - [`balance_file`]: the daily balance file (`analytics load-balances`), resumable,
+//!   with rejected lines reported.
 //! - [`convert`]: wire ↔ domain, once.
 //! - [`domain`]: the rules; pure, no I/O.
 //! - [`store`]: the SQL, one module per aggregate, with the events of each change.
@@ -21,6 +23,7 @@
 //! - [`error`]: the crate's error enum and its gRPC mapping.
 
 pub mod access;
+pub mod balance_file;
 pub mod convert;
 pub mod domain;
 pub mod error;
@@ -104,6 +107,35 @@ impl crm_platform::cli::Service for Analytics {
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR
+    }
+
+    fn command(name: &str, args: Vec<String>, settings: Settings) -> Option<crm_platform::cli::Command> {
+        (name == "load-balances").then(|| {
+            Box::pin(async move {
+                let usage = "usage: analytics load-balances <path> [--encoding utf-8|gb18030]";
+                let path = args.first().ok_or(usage)?;
+                let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+                let encoding = match option("--encoding") {
+                    Some(name) => Some(crm_platform::file_load::FileEncoding::from_name(&name).ok_or(usage)?),
+                    None => None,
+                };
+                let pool = crm_platform::db::connect(&settings.platform.database).await?;
+                if settings.platform.database.migrate_on_start {
+                    crm_platform::db::migrate(&pool, &MIGRATOR).await?;
+                }
+                let chunk = settings.service.facts_per_transaction;
+                let report =
+                    balance_file::load_balance_file(&pool, std::path::Path::new(path), encoding, chunk).await?;
+                println!("{path}: {}", report.summary());
+                for (line, reason) in &report.file.rejected {
+                    println!("  line {line}: {reason}");
+                }
+                // LevelChanged events of the load are in the outbox; the running
+                // service's relay publishes them.
+                pool.close().await;
+                Ok(())
+            }) as crm_platform::cli::Command
+        })
     }
 
     async fn serve(

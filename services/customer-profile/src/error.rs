@@ -53,6 +53,15 @@ impl ServiceError for Error {
     }
 }
 
+impl From<crm_platform::file_load::FileError> for Error {
+    fn from(e: crm_platform::file_load::FileError) -> Self {
+        match e {
+            crm_platform::file_load::FileError::Refused(reason) => Error::FailedPrecondition(reason),
+            crm_platform::file_load::FileError::Database(e) => Error::Database(e),
+        }
+    }
+}
+
 impl From<Error> for tonic::Status {
     fn from(e: Error) -> Self {
         crm_platform::to_status(&e)

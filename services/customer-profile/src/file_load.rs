@@ -2,22 +2,23 @@
 //! in chunks that each commit with their progress, so that an interrupted load resumes
 //! after the last committed line. Bad lines (a line that does not decode in the file's
 //! encoding among them) are rejected with their line number and reason while the rest
-//! loads. The layout is documented in `docs/customer-file-format.md`.
-//!
-//! Longer than 600 lines with its unit tests (about 117 lines), which stay beside the
-//! code they pin; the code itself is under 610.
+//! loads. The layout is documented in `docs/customer-file-format.md`; reading lines,
+//! encodings and the checkpoint are the kit's ([`crm_platform::file_load`]).
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
+use crm_platform::file_load::{DailyFile, escape, read_line};
 use crm_proto::crm::customer::v1 as pb;
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::convert::from_wire;
 use crate::domain::{Date, Gender, IdType, PartyKind, TrustTable, ValidatedRecord};
 use crate::error::{Error, Result};
 use crate::pii::PiiCipher;
+
+#[cfg(test)]
+use crm_platform::file_load::declared_encoding;
+pub use crm_platform::file_load::{FileEncoding, LoadReport, split_fields};
 
 /// Columns a file may have; `source_system`, `source_customer_id`, `source_version`,
 /// `party_kind`, `id_type`, `id_number` and `name` are required.
@@ -40,100 +41,9 @@ pub const COLUMNS: [&str; 14] = [
 const REQUIRED: [&str; 7] =
     ["source_system", "source_customer_id", "source_version", "party_kind", "id_type", "id_number", "name"];
 
-/// The character encoding of a file: UTF-8 unless the load command
-/// (`--encoding gb18030`) or the file's first line (`# encoding: gb18030`) names
-/// another.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum FileEncoding {
-    /// UTF-8 (a byte-order mark is ignored).
-    #[default]
-    Utf8,
-    /// GB 18030, the Chinese national standard that many core-banking systems export;
-    /// it encodes every Unicode character.
-    Gb18030,
-}
-
-/// The GB18030 encoding of U+FEFF, a byte-order mark some exporters write.
-const GB18030_BOM: [u8; 4] = [0x84, 0x31, 0x95, 0x33];
-
-impl FileEncoding {
-    /// The encoding an operator names: `utf-8` / `utf8` or `gb18030`, in any case.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "utf-8" | "utf8" => Some(Self::Utf8),
-            "gb18030" | "gb-18030" => Some(Self::Gb18030),
-            _ => None,
-        }
-    }
-
-    /// The name used in messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Utf8 => "UTF-8",
-            Self::Gb18030 => "GB18030",
-        }
-    }
-
-    /// One line's bytes as text, or why they are not text in this encoding (naming
-    /// the first bad byte, from 1).
-    fn decode(self, raw: Vec<u8>) -> std::result::Result<String, String> {
-        match self {
-            Self::Utf8 => String::from_utf8(raw)
-                .map_err(|e| format!("is not valid UTF-8 (byte {})", e.utf8_error().valid_up_to() + 1)),
-            Self::Gb18030 => {
-                let mut decoder = encoding_rs::GB18030.new_decoder_without_bom_handling();
-                let capacity = decoder.max_utf8_buffer_length_without_replacement(raw.len()).unwrap_or(0);
-                let mut text = String::with_capacity(capacity);
-                let (result, read) = decoder.decode_to_string_without_replacement(&raw, &mut text, true);
-                match result {
-                    encoding_rs::DecoderResult::InputEmpty => Ok(text),
-                    encoding_rs::DecoderResult::Malformed(bad, after) => Err(format!(
-                        "is not valid GB18030 (byte {})",
-                        read.saturating_sub(usize::from(bad) + usize::from(after)) + 1
-                    )),
-                    encoding_rs::DecoderResult::OutputFull => Err("is too long to decode".into()),
-                }
-            }
-        }
-    }
-}
-
-/// The encoding the first line of a file names (`# encoding: gb18030`), if it names
-/// one; an error for a name that is not an encoding.
-fn declared_encoding(first_line: &[u8]) -> std::result::Result<Option<FileEncoding>, String> {
-    let line = first_line.strip_prefix(&GB18030_BOM[..]).unwrap_or(first_line);
-    let line = String::from_utf8_lossy(line);
-    let line = line.trim_start_matches('\u{feff}').trim();
-    let Some(comment) = line.strip_prefix('#') else { return Ok(None) };
-    let comment = comment.trim();
-    let Some(name) = comment.get(..9).filter(|p| p.eq_ignore_ascii_case("encoding:")).map(|_| &comment[9..]) else {
-        return Ok(None);
-    };
-    FileEncoding::from_name(name).map(Some).ok_or_else(|| format!("encoding `{}` is not UTF-8 or GB18030", name.trim()))
-}
-
-/// What a load did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LoadReport {
-    /// Progress row of this file.
-    pub load_id: i64,
-    /// Line after which this run started (0 for a fresh file).
-    pub resumed_after_line: i64,
-    /// Data lines read in this run.
-    pub lines_read: i64,
-    /// Records accepted in this run (created, updated or unchanged).
-    pub accepted: i64,
-    /// Lines rejected in this run: (line number, reason).
-    pub rejected: Vec<(i64, String)>,
-}
-
 /// The header line of files written by [`to_line`].
 pub fn header_line() -> String {
     COLUMNS.join("|")
-}
-
-fn escape(field: &str) -> String {
-    field.replace('\\', "\\\\").replace('|', "\\|")
 }
 
 /// A record as one line in the file layout (all columns, in [`COLUMNS`] order).
@@ -167,46 +77,9 @@ pub fn to_line(r: &pb::SourceRecord) -> String {
     line
 }
 
-/// Splits a line at unescaped `|`; `\|` is a literal pipe and `\\` a backslash.
-pub fn split_fields(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut current = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => current.extend(chars.next()),
-            '|' => fields.push(std::mem::take(&mut current)),
-            c => current.push(c),
-        }
-    }
-    fields.push(current);
-    fields
-}
-
 /// Column positions from the header line.
 fn header(line: &str) -> std::result::Result<Vec<&'static str>, String> {
-    let mut columns = Vec::new();
-    for name in split_fields(line) {
-        let name = name.trim().to_ascii_lowercase();
-        let known = COLUMNS.iter().find(|c| **c == name).ok_or_else(|| format!("unknown column `{name}`"))?;
-        if columns.contains(known) {
-            return Err(format!("column `{name}` appears twice"));
-        }
-        columns.push(*known);
-    }
-    for required in REQUIRED {
-        if !columns.contains(&required) {
-            return Err(format!("required column `{required}` is missing"));
-        }
-    }
-    Ok(columns)
-}
-
-/// A decoded line's text as the loader reads it: leading byte-order marks dropped;
-/// `None` for a blank or comment line.
-fn line_text(line: &str) -> Option<&str> {
-    let line = line.trim_start_matches('\u{feff}');
-    (!line.trim().is_empty() && !line.starts_with('#')).then_some(line)
+    crm_platform::file_load::columns(line, &COLUMNS, &REQUIRED)
 }
 
 /// One raw data line (the bytes between two `\n`) after the header gave `columns`, as
@@ -218,10 +91,8 @@ pub fn parse_raw_line(
     raw: &[u8],
     encoding: FileEncoding,
 ) -> std::result::Result<Option<pb::SourceRecord>, String> {
-    let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
-    let line = encoding.decode(raw.to_vec()).map_err(|reason| format!("line {reason}"))?;
-    match line_text(&line) {
-        Some(line) => parse_line(columns, line).map(Some),
+    match read_line(raw, encoding)? {
+        Some(line) => parse_line(columns, &line).map(Some),
         None => Ok(None),
     }
 }
@@ -273,20 +144,6 @@ fn parse_line(columns: &[&'static str], line: &str) -> std::result::Result<pb::S
     Ok(r)
 }
 
-fn checksum(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Loads `path`, committing every `chunk` lines together with the progress. A file
 /// already (partly) loaded, recognised by its SHA-256, resumes after its last
 /// committed line; a finished one loads nothing. The file is UTF-8 unless its first
@@ -316,25 +173,8 @@ pub async fn load_file_encoded(
     actor: Option<&str>,
     encoding: Option<FileEncoding>,
 ) -> Result<LoadReport> {
-    let io = |e: std::io::Error| Error::FailedPrecondition(format!("cannot read {}: {e}", path.display()));
-    let sha = checksum(path).map_err(io)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let (load_id, done): (i64, i64) = sqlx::query_as(
-        "INSERT INTO file_load (file_name, file_sha256) VALUES ($1, $2)
-         ON CONFLICT (file_sha256) DO UPDATE SET file_name = file_load.file_name
-         RETURNING load_id, lines_done",
-    )
-    .bind(&name)
-    .bind(&sha)
-    .fetch_one(pool)
-    .await?;
-    let mut report = LoadReport { load_id, resumed_after_line: done, ..Default::default() };
-    let reader = BufReader::new(std::fs::File::open(path).map_err(io)?);
-    let mut columns: Option<Vec<&'static str>> = None;
-    let mut encoding_in_use = encoding.unwrap_or_default();
-    // A line that does not decode is carried as its rejection reason.
-    let mut batch: Vec<(i64, std::result::Result<pb::SourceRecord, String>)> = Vec::with_capacity(chunk);
-    let mut last_line = 0i64;
+    let (mut file, columns) = DailyFile::open(pool, path, encoding, header).await?;
+    let mut report = file.report();
     // Two stages: while one chunk is written to the database, the next is parsed,
     // validated and encrypted. Chunks still commit one after another, in file order.
     let mut writing: Option<tokio::task::JoinHandle<Result<Chunk>>> = None;
@@ -342,76 +182,20 @@ pub async fn load_file_encoded(
         pool: pool.clone(),
         trust: trust.clone(),
         pii: pii.clone(),
-        load_id,
+        load_id: file.load_id(),
         actor: actor.map(str::to_string),
     };
-    for (i, raw) in reader.split(b'\n').enumerate() {
-        let line_no = i as i64 + 1;
-        let mut raw = raw.map_err(io)?;
-        if raw.last() == Some(&b'\r') {
-            raw.pop();
+    while let Some(lines) = file.next_chunk(chunk)? {
+        let prepared = prepare_chunk(lines, &columns, pii);
+        if let Some(previous) = writing.take() {
+            tally(&mut report, join(previous).await?);
         }
-        if line_no == 1 {
-            let declared = declared_encoding(&raw).map_err(|e| Error::FailedPrecondition(format!("line 1: {e}")))?;
-            match (encoding, declared) {
-                (Some(asked), Some(named)) if asked != named => {
-                    return Err(Error::FailedPrecondition(format!(
-                        "line 1: the file says it is {}, the command says {}",
-                        named.name(),
-                        asked.name()
-                    )));
-                }
-                (_, Some(named)) => encoding_in_use = named,
-                (_, None) => {}
-            }
-            if encoding_in_use == FileEncoding::Gb18030 && raw.starts_with(&GB18030_BOM) {
-                raw.drain(..GB18030_BOM.len());
-            }
-        }
-        let Some(cols) = &columns else {
-            // The header: in the file's encoding, like every line.
-            let line = encoding_in_use.decode(raw).map_err(|reason| {
-                Error::FailedPrecondition(format!(
-                    "line {line_no}: {reason}; a file in another encoding names it on its first line \
-                     (`# encoding: gb18030`) or in the command (`--encoding gb18030`)"
-                ))
-            })?;
-            if let Some(line) = line_text(&line) {
-                columns = Some(header(line).map_err(|e| Error::FailedPrecondition(format!("line {line_no}: {e}")))?);
-            }
-            last_line = line_no;
-            continue;
-        };
-        last_line = line_no;
-        if line_no <= done {
-            continue;
-        }
-        let parsed = match parse_raw_line(cols, &raw, encoding_in_use) {
-            Ok(None) => continue,
-            Ok(Some(record)) => Ok(record),
-            Err(reason) => Err(reason),
-        };
-        batch.push((line_no, parsed));
-        if batch.len() >= chunk {
-            let prepared = prepare_chunk(std::mem::replace(&mut batch, Vec::with_capacity(chunk)), pii, line_no);
-            if let Some(previous) = writing.take() {
-                report.add(join(previous).await?);
-            }
-            writing = Some(tokio::spawn(ctx.clone().write(prepared)));
-        }
-    }
-    if columns.is_none() {
-        return Err(Error::FailedPrecondition("the file has no header line".into()));
+        writing = Some(tokio::spawn(ctx.clone().write(prepared)));
     }
     if let Some(previous) = writing.take() {
-        report.add(join(previous).await?);
+        tally(&mut report, join(previous).await?);
     }
-    let prepared = prepare_chunk(batch, pii, last_line.max(done));
-    report.add(ctx.write(prepared).await?);
-    sqlx::query("UPDATE file_load SET status = 'DONE', finished_at = now() WHERE load_id = $1")
-        .bind(load_id)
-        .execute(pool)
-        .await?;
+    crm_platform::file_load::finish(pool, file.load_id()).await?;
     Ok(report)
 }
 
@@ -428,23 +212,16 @@ struct Chunk {
     done_through: i64,
 }
 
-impl LoadReport {
-    fn add(&mut self, chunk: Chunk) {
-        self.lines_read += chunk.lines;
-        self.accepted += chunk.accepted.len() as i64;
-        self.rejected.extend(chunk.rejected);
-    }
+/// Counts a written chunk in the report.
+fn tally(report: &mut LoadReport, chunk: Chunk) {
+    report.add(chunk.lines, chunk.accepted.len() as i64, chunk.rejected);
 }
 
-fn prepare_chunk(
-    lines: Vec<(i64, std::result::Result<pb::SourceRecord, String>)>,
-    pii: &PiiCipher,
-    done_through: i64,
-) -> Chunk {
+fn prepare_chunk(chunk: crm_platform::file_load::Chunk, columns: &[&'static str], pii: &PiiCipher) -> Chunk {
     let (mut accepted, mut rejected) = (Vec::new(), Vec::new());
-    let count = lines.len() as i64;
-    for (line_no, parsed) in lines {
-        let outcome = parsed.and_then(|r| {
+    let count = chunk.lines.len() as i64;
+    for (line_no, text) in chunk.lines {
+        let outcome = text.and_then(|line| parse_line(columns, &line)).and_then(|r| {
             ValidatedRecord::try_from(r)
                 .map_err(|v| v.iter().map(|(f, d)| format!("{f}: {d}")).collect::<Vec<_>>().join("; "))
         });
@@ -453,7 +230,7 @@ fn prepare_chunk(
             Err(reason) => rejected.push((line_no, reason)),
         }
     }
-    Chunk { lines: count, accepted, rejected, done_through }
+    Chunk { lines: count, accepted, rejected, done_through: chunk.done_through }
 }
 
 /// What writing a chunk needs, owned so that it can run beside the parsing.
@@ -477,28 +254,9 @@ impl ChunkContext {
                 .await?;
         }
         let mut tx = self.pool.begin().await?;
-        if !chunk.rejected.is_empty() {
-            let (lines, reasons): (Vec<i64>, Vec<&str>) = chunk.rejected.iter().map(|(l, r)| (*l, r.as_str())).unzip();
-            sqlx::query(
-                "INSERT INTO file_load_rejection (load_id, line_no, reason)
-                 SELECT $1, * FROM unnest($2::bigint[], $3::text[]) ON CONFLICT DO NOTHING",
-            )
-            .bind(self.load_id)
-            .bind(&lines)
-            .bind(&reasons)
-            .execute(&mut *tx)
+        let accepted = chunk.accepted.len() as i64;
+        crm_platform::file_load::commit_chunk(&mut tx, self.load_id, chunk.done_through, accepted, &chunk.rejected)
             .await?;
-        }
-        sqlx::query(
-            "UPDATE file_load SET lines_done = GREATEST(lines_done, $2), accepted = accepted + $3, rejected = rejected + $4
-             WHERE load_id = $1",
-        )
-        .bind(self.load_id)
-        .bind(chunk.done_through)
-        .bind(chunk.accepted.len() as i64)
-        .bind(chunk.rejected.len() as i64)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
         Ok(chunk)
     }

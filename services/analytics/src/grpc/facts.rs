@@ -3,8 +3,6 @@
 //! batches of `facts_per_transaction`, each batch in one transaction with the
 //! recompute of the customers it touched; a replayed stream changes nothing.
 
-use std::collections::HashMap;
-
 use crm_platform::FieldViolations;
 use crm_proto::crm::analytics::v1 as pb;
 use futures::StreamExt;
@@ -12,40 +10,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::AnalyticsApi;
 use crate::convert;
-use crate::domain::facts::{BalanceSnapshot, Transaction};
 use crate::error::Error;
-use crate::store::facts::Stored;
-
-/// A fact of a stream: its natural key, its product, how a batch of them is stored.
-trait Fact: Sized + Sync {
-    fn key(&self) -> (&str, Option<time::Date>);
-    fn product_code(&self) -> &str;
-    async fn store(tx: &mut sqlx::PgConnection, facts: &[&Self]) -> crate::error::Result<Stored>;
-}
-
-impl Fact for BalanceSnapshot {
-    fn key(&self) -> (&str, Option<time::Date>) {
-        (&self.account_id, Some(self.date))
-    }
-    fn product_code(&self) -> &str {
-        &self.product_code
-    }
-    async fn store(tx: &mut sqlx::PgConnection, facts: &[&Self]) -> crate::error::Result<Stored> {
-        crate::store::facts::store_balances(tx, facts).await
-    }
-}
-
-impl Fact for Transaction {
-    fn key(&self) -> (&str, Option<time::Date>) {
-        (&self.transaction_id, None)
-    }
-    fn product_code(&self) -> &str {
-        &self.product_code
-    }
-    async fn store(tx: &mut sqlx::PgConnection, facts: &[&Self]) -> crate::error::Result<Stored> {
-        crate::store::facts::store_transactions(tx, facts).await
-    }
-}
+use crate::store::facts::Fact;
 
 /// A stream so far: the facts waiting for the next batch and the answer.
 struct Load<F> {
@@ -64,36 +30,24 @@ impl<F: Fact> Load<F> {
         self.response.rejections.push(pb::FactRejection { index, violations: violations.to_wire() });
     }
 
-    /// Stores the batch with `store`: facts naming a product outside the catalogue are
-    /// refused; of two facts with one key, the later in the stream wins.
+    /// Stores the batch ([`crate::store::facts::ingest`]) in one transaction; a fact
+    /// naming a product outside the catalogue is reported by its index.
     async fn flush(&mut self, api: &AnalyticsApi) -> Result<(), Error> {
         if self.batch.is_empty() {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
         let mut tx = api.pool.begin().await?;
-        let codes: Vec<&str> = batch.iter().map(|(_, f)| f.product_code()).collect();
-        let known = crate::store::catalogue::known_products(&mut tx, &codes).await?;
-        let mut latest: HashMap<(&str, Option<time::Date>), usize> = HashMap::new();
-        let mut superseded = 0;
-        for (position, (index, fact)) in batch.iter().enumerate() {
-            if !known.iter().any(|k| k == fact.product_code()) {
-                let mut v = FieldViolations::new();
-                v.add(self.product_field, format!("{:?} is not in the product catalogue", fact.product_code()));
-                self.reject(*index, &v);
-            } else if latest.insert(fact.key(), position).is_some() {
-                superseded += 1;
-            }
-        }
-        let mut positions: Vec<usize> = latest.into_values().collect();
-        positions.sort_unstable();
-        let facts: Vec<&F> = positions.iter().map(|&p| &batch[p].1).collect();
-        let stored = F::store(&mut tx, &facts).await?;
-        crate::store::revaluation::mark_due(&mut tx, &stored.touched).await?;
+        let ingested = crate::store::facts::ingest(&mut tx, &batch).await?;
         tx.commit().await?;
-        self.response.accepted_count += stored.accepted + superseded;
-        self.response.unchanged_count += stored.unchanged;
-        self.response.pending_count += stored.pending;
+        for (index, code) in &ingested.unknown_product {
+            let mut v = FieldViolations::new();
+            v.add(self.product_field, format!("{code:?} is not in the product catalogue"));
+            self.reject(*index, &v);
+        }
+        self.response.accepted_count += ingested.accepted;
+        self.response.unchanged_count += ingested.unchanged;
+        self.response.pending_count += ingested.pending;
         Ok(())
     }
 

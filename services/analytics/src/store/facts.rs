@@ -1,8 +1,10 @@
 //! Balance snapshots and transactions as sent, each kept by its natural key, with the
 //! customer that owns it now (`fact_owner` of how it named the customer; NULL while that
-//! customer is not known, and the fact waits).
+//! customer is not known, and the fact waits). [`ingest`] is the one way a batch of
+//! facts comes in, from a stream (`LoadBalances`, `RecordTransactions`) or a file
+//! (`analytics load-balances`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use sqlx::PgConnection;
 
@@ -18,8 +20,86 @@ pub struct Stored {
     pub unchanged: i64,
     /// Accepted facts whose customer (or FX rate) is not known yet.
     pub pending: i64,
-    /// Customers whose facts changed (their value is recomputed).
+    /// Customers whose facts changed (marked due for revaluation).
     pub touched: BTreeSet<String>,
+}
+
+/// A fact of a stream or a file: its natural key, its product, how a batch of them is
+/// stored.
+pub(crate) trait Fact: Sized + Sync {
+    /// Unique per fact (a transaction's id; a balance's account and day).
+    fn key(&self) -> (&str, Option<time::Date>);
+    /// The product it names.
+    fn product_code(&self) -> &str;
+    /// Stores `facts`, unique by key.
+    async fn store(tx: &mut PgConnection, facts: &[&Self]) -> Result<Stored>;
+}
+
+impl Fact for BalanceSnapshot {
+    fn key(&self) -> (&str, Option<time::Date>) {
+        (&self.account_id, Some(self.date))
+    }
+    fn product_code(&self) -> &str {
+        &self.product_code
+    }
+    async fn store(tx: &mut PgConnection, facts: &[&Self]) -> Result<Stored> {
+        store_balances(tx, facts).await
+    }
+}
+
+impl Fact for Transaction {
+    fn key(&self) -> (&str, Option<time::Date>) {
+        (&self.transaction_id, None)
+    }
+    fn product_code(&self) -> &str {
+        &self.product_code
+    }
+    async fn store(tx: &mut PgConnection, facts: &[&Self]) -> Result<Stored> {
+        store_transactions(tx, facts).await
+    }
+}
+
+/// What [`ingest`] did with a batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// New or corrected facts (a fact superseded by a later one of the batch counts).
+    pub accepted: i64,
+    /// Facts stored before exactly as sent.
+    pub unchanged: i64,
+    /// Of the accepted, those whose customer (or FX rate) is not known yet.
+    pub pending: i64,
+    /// The facts refused for naming a product outside the catalogue: their positions
+    /// (as the batch gave them) and the product code.
+    pub unknown_product: Vec<(i64, String)>,
+}
+
+/// Stores a batch of facts, each with its position in its stream or file, and marks
+/// the customers it touched due for revaluation, all in `tx`: facts naming a product outside
+/// the catalogue are refused; of two facts with one key, the later in the batch wins.
+pub(crate) async fn ingest<F: Fact>(tx: &mut PgConnection, batch: &[(i64, F)]) -> Result<Ingested> {
+    let mut ingested = Ingested::default();
+    if batch.is_empty() {
+        return Ok(ingested);
+    }
+    let codes: Vec<&str> = batch.iter().map(|(_, f)| f.product_code()).collect();
+    let known = crate::store::catalogue::known_products(&mut *tx, &codes).await?;
+    let mut latest: HashMap<(&str, Option<time::Date>), usize> = HashMap::new();
+    for (position, (index, fact)) in batch.iter().enumerate() {
+        if !known.iter().any(|k| k == fact.product_code()) {
+            ingested.unknown_product.push((*index, fact.product_code().to_string()));
+        } else if latest.insert(fact.key(), position).is_some() {
+            ingested.accepted += 1;
+        }
+    }
+    let mut positions: Vec<usize> = latest.into_values().collect();
+    positions.sort_unstable();
+    let facts: Vec<&F> = positions.iter().map(|&p| &batch[p].1).collect();
+    let stored = F::store(&mut *tx, &facts).await?;
+    crate::store::revaluation::mark_due(&mut *tx, &stored.touched).await?;
+    ingested.accepted += stored.accepted;
+    ingested.unchanged = stored.unchanged;
+    ingested.pending = stored.pending;
+    Ok(ingested)
 }
 
 /// Stores `snapshots` (unique by account and date within the batch): a snapshot sent

@@ -74,11 +74,7 @@ impl TestApp {
     /// Waits until the revaluer has caught up: no customer due, RFM rescored after the
     /// last revaluation.
     pub async fn settled(&self) {
-        let settled = eventually(Duration::from_secs(30), || async {
-            analytics::store::revaluation::backlog(&self.pool).await.is_ok_and(|b| b.settled())
-        })
-        .await;
-        assert!(settled, "the revaluer caught up");
+        settled(&self.pool).await
     }
 
     /// Publishes a customer-profile event and waits until the app has applied it (and
@@ -132,8 +128,9 @@ impl TestApp {
         report
     }
 
-    /// The value card of `number`.
+    /// The value card of `number`, once the revaluer has caught up.
     pub async fn value(&mut self, number: &str) -> pb::GetCustomerValueResponse {
+        self.settled().await;
         self.client
             .get_customer_value(pb::GetCustomerValueRequest { customer_number: number.into() })
             .await
@@ -192,6 +189,16 @@ impl TestApp {
         assert!(last.finished);
         last
     }
+}
+
+/// Waits until the revaluer of the app on `pool` has caught up: no customer due, RFM
+/// rescored after the last revaluation.
+pub async fn settled(pool: &sqlx::PgPool) {
+    let settled = eventually(Duration::from_secs(30), || async {
+        analytics::store::revaluation::backlog(pool).await.is_ok_and(|b| b.settled())
+    })
+    .await;
+    assert!(settled, "the revaluer caught up");
 }
 
 /// A product of the test catalogue.

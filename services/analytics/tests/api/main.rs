@@ -7,6 +7,7 @@ mod helpers;
 
 mod access;
 mod analysis;
+mod balance_file;
 mod facts;
 mod identification;
 mod levels;
