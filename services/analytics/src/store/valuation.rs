@@ -68,7 +68,9 @@ impl LevelChangeRow {
 
 /// Recomputes the value (and rule tags) of `customers` (survivors only; absorbed
 /// numbers are skipped) under the rules and closed months as stored, then rescores the
-/// RFM population; answers the level changes announced.
+/// RFM population, then refreshes their segment memberships (after the rescore, so
+/// each is evaluated once on its final attributes); answers the level changes
+/// announced.
 ///
 /// Recomputes are serialised by a lock on `customer_rfm` taken first: the population
 /// rescore rewrites every customer's RFM, and taking the lock before any customer row
@@ -80,11 +82,13 @@ pub async fn recompute(tx: &mut PgConnection, customers: &BTreeSet<String>) -> R
     sqlx::query("LOCK TABLE customer_rfm IN EXCLUSIVE MODE").execute(&mut *tx).await?;
     let announced = recompute_values(tx, customers).await?;
     rescore_rfm(tx).await?;
+    super::segments::refresh_memberships(tx, customers).await?;
     Ok(announced)
 }
 
-/// [`recompute`] without the RFM rescore, for a full recompute that rescores once at
-/// its end ([`rescore_rfm`]).
+/// [`recompute`] without the RFM rescore and the segment memberships, for a full
+/// recompute that rescores once at its end ([`rescore_rfm`]) and refreshes the
+/// memberships of each chunk ([`super::segments::refresh_memberships`]).
 pub async fn recompute_values(tx: &mut PgConnection, customers: &BTreeSet<String>) -> Result<u64> {
     let rules = super::rules::rule_set(tx).await?;
     let closed = super::rules::closed_months(tx).await?;
@@ -95,8 +99,8 @@ pub async fn recompute_values(tx: &mut PgConnection, customers: &BTreeSet<String
     Ok(announced)
 }
 
-/// Rescores the RFM population and refreshes the rule tags of the customers whose
-/// scores changed; answers how many those were.
+/// Rescores the RFM population and refreshes the rule tags and segment memberships of
+/// the customers whose scores changed; answers how many those were.
 pub async fn rescore_rfm(tx: &mut PgConnection) -> Result<usize> {
     sqlx::query("LOCK TABLE customer_rfm IN EXCLUSIVE MODE").execute(&mut *tx).await?;
     let changed = super::rfm::rescore(tx).await?;
@@ -105,6 +109,7 @@ pub async fn rescore_rfm(tx: &mut PgConnection) -> Result<usize> {
         for number in &changed {
             super::tags::refresh(tx, number, &rules).await?;
         }
+        super::segments::refresh_memberships(tx, &changed.iter().cloned().collect()).await?;
     }
     Ok(changed.len())
 }
