@@ -98,7 +98,9 @@ pub async fn run(
         product("DEP-SAVINGS", "活期储蓄", apb::AssetClass::Deposit, 10_000),
         product("TD-1Y", "一年定期", apb::AssetClass::Deposit, 10_000),
         product("WM-STABLE", "稳健理财", apb::AssetClass::WealthManagement, 10_000),
-        apb::Product { family: "cards".into(), ..product("CARD-DEBIT", "借记卡", apb::AssetClass::Settlement, 10_000) },
+        apb::Product {
+            family: "cards".into(), ..product("CARD-DEBIT", "借记卡", apb::AssetClass::Settlement, 10_000)
+        },
         product("LOAN-MORT", "个人住房贷款", apb::AssetClass::Loan, 10_000),
     ];
     analytics.upsert_products(apb::UpsertProductsRequest { products }).await.map_err(|e| e.to_string())?;
@@ -198,7 +200,13 @@ pub async fn run(
 }
 
 /// A card transaction of `yuan` on `on`, named by source key.
-fn card_payment(id: String, system: &str, source_id: &str, amount: i64, on: time::Date) -> apb::RecordTransactionsRequest {
+fn card_payment(
+    id: String,
+    system: &str,
+    source_id: &str,
+    amount: i64,
+    on: time::Date,
+) -> apb::RecordTransactionsRequest {
     let noon = on.with_hms(12, 0, 0).map(|t| t.assume_utc().unix_timestamp()).unwrap_or_default();
     apb::RecordTransactionsRequest {
         transaction: Some(apb::Transaction {
@@ -250,8 +258,11 @@ async fn behaviour(
         .into_inner()
         .report
         .unwrap_or_default();
-    println!("
-analytics: {sent} card transactions, {} accepted", report.accepted_count);
+    println!(
+        "
+analytics: {sent} card transactions, {} accepted",
+        report.accepted_count
+    );
 
     // The revaluer rescores RFM beside ingestion: wait for it.
     let mut rfm = None;
@@ -283,11 +294,16 @@ analytics: {sent} card transactions, {} accepted", report.accepted_count);
         );
     }
 
-    for (code, name, rule) in [
-        ("gold_or_better", "金卡及以上", "level >= 'gold'"),
-        ("card_active", "刷卡活跃", "rfm.f >= 4 and rfm.r >= 3"),
-    ] {
-        let tag = apb::Tag { code: code.into(), name: name.into(), kind: apb::TagKind::Rule as i32, rule: rule.into(), version: 0 };
+    for (code, name, rule) in
+        [("gold_or_better", "金卡及以上", "level >= 'gold'"), ("card_active", "刷卡活跃", "rfm.f >= 4 and rfm.r >= 3")]
+    {
+        let tag = apb::Tag {
+            code: code.into(),
+            name: name.into(),
+            kind: apb::TagKind::Rule as i32,
+            rule: rule.into(),
+            version: 0,
+        };
         analytics.define_tag(apb::DefineTagRequest { tag: Some(tag) }).await.map_err(|e| e.to_string())?;
         println!("tag {code} ({name}): {rule}");
     }

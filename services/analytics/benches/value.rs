@@ -354,7 +354,8 @@ async fn run(customers: usize, per_customer: usize) {
 
     // Full re-rating.
     let start = Instant::now();
-    let mut close = client.close_month(pb::CloseMonthRequest { month: "2026-01".into() }).await.expect("close").into_inner();
+    let mut close =
+        client.close_month(pb::CloseMonthRequest { month: "2026-01".into() }).await.expect("close").into_inner();
     while close.message().await.expect("close step").is_some() {}
     let close_time = start.elapsed();
     let start = Instant::now();
@@ -432,8 +433,10 @@ async fn run(customers: usize, per_customer: usize) {
     let monitor = tokio::spawn(async move {
         let mut seen: Vec<(Instant, Option<time::OffsetDateTime>)> = Vec::new();
         loop {
-            let oldest: Option<time::OffsetDateTime> =
-                sqlx::query_scalar("SELECT min(due_since) FROM revaluation_due").fetch_one(&monitor_pool).await.expect("poll");
+            let oldest: Option<time::OffsetDateTime> = sqlx::query_scalar("SELECT min(due_since) FROM revaluation_due")
+                .fetch_one(&monitor_pool)
+                .await
+                .expect("poll");
             seen.push((Instant::now(), oldest));
             if *done_rx.borrow() && oldest.is_none() {
                 return seen;
@@ -466,7 +469,8 @@ async fn run(customers: usize, per_customer: usize) {
             .collect();
         sent += requests.len();
         client.load_balances(tokio_stream::iter(requests)).await.expect("incremental load");
-        let accepted: time::OffsetDateTime = sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&pool).await.expect("now");
+        let accepted: time::OffsetDateTime =
+            sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&pool).await.expect("now");
         batches.push((accepted, Instant::now()));
     }
     let achieved = sent as f64 / began.elapsed().as_secs_f64();

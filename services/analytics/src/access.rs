@@ -61,4 +61,6 @@ pub const POLICY: Policy = &[
     rpc!("DecomposeTarget", TARGETS),
     rpc!("ListTargets", READ),
     rpc!("GetTargetProgress", READ),
+    rpc!("ListCustomerSegmentHistory", READ),
+    rpc!("ListSegmentMembershipChanges", READ),
 ];

@@ -16,6 +16,7 @@ use crate::domain::demographics::{Demographics, Gender};
 use crate::domain::expr::ValueKind;
 use crate::domain::facts::{BalanceSnapshot, Channel, CustomerRef, Product, Transaction};
 use crate::domain::levels::{DowngradeTarget, LevelDef, LevelRule, UpgradeTiming};
+use crate::domain::membership::MembershipChangeKind;
 use crate::domain::score::Score;
 use crate::domain::scorecard::{Band, GradeCut, MetricBands, Scorecard};
 use crate::domain::tags::{Code, SegmentDefinition, TagDefinition, TagKind, TagSource, attribute, check_tag_rule};
@@ -24,6 +25,7 @@ use crate::domain::targets::{Assignee, Indicator, OrgPath, Period, RmId, Target}
 use crate::store::analysis::{AumAt, AumGroup, ChurnRow, GroupRow, MigrationCell, RmRow};
 use crate::store::rfm::RfmRow;
 use crate::store::scorecards::NamedScorecard;
+use crate::store::segments::{ChangeRow, StayRow};
 use crate::store::targets::StoredTarget;
 
 /// Longest account id, transaction id and source customer id.
@@ -1054,5 +1056,108 @@ pub fn target_progress(t: &StoredTarget, p: &Progress) -> pb::TargetProgress {
         actual: p.actual,
         progress_bp: p.progress_bp.unwrap_or(0),
         has_progress: p.progress_bp.is_some(),
+    }
+}
+
+// Segment membership.
+
+/// The list name in segment-membership-change page tokens.
+pub const SEGMENT_CHANGES_LIST: &str = "segment-membership-changes";
+
+/// The segment and the time an EvaluateSegment request asks about (`None`: now); a
+/// time in the future is refused.
+pub fn evaluate_segment_request(
+    r: &pb::EvaluateSegmentRequest,
+    now: time::OffsetDateTime,
+) -> Result<(Code, Option<time::OffsetDateTime>), FieldViolations> {
+    let mut p = Problems::new("");
+    let code = tag_code(&mut p, "segment_code", &r.segment_code);
+    let as_of = r.as_of.as_ref().and_then(|t| {
+        let parsed = time_of(t);
+        match parsed {
+            None => p.add("as_of", "must be a valid time"),
+            Some(t) if t > now => p.add("as_of", "must not be in the future"),
+            Some(_) => {}
+        }
+        parsed
+    });
+    match code {
+        Some(code) if p.violations.is_empty() => Ok((code, as_of)),
+        _ => Err(p.violations),
+    }
+}
+
+/// A ListSegmentMembershipChanges request, checked.
+#[derive(Debug, Clone)]
+pub struct SegmentChangesRequest {
+    /// The segment.
+    pub code: Code,
+    /// At or after (`None`: from the first).
+    pub start: Option<time::OffsetDateTime>,
+    /// Before (`None`: no end).
+    pub end: Option<time::OffsetDateTime>,
+    /// The page (its key is the position in the list).
+    pub page: Page,
+}
+
+/// The segment, range and page of a ListSegmentMembershipChanges request, every bad
+/// field named.
+pub fn segment_changes_request(
+    r: &pb::ListSegmentMembershipChangesRequest,
+) -> Result<SegmentChangesRequest, FieldViolations> {
+    let mut p = Problems::new("");
+    let code = tag_code(&mut p, "segment_code", &r.segment_code);
+    let mut time = |field: &str, t: Option<Option<time::OffsetDateTime>>| {
+        if t == Some(None) {
+            p.add(field, "must be a valid time");
+        }
+        t.flatten()
+    };
+    let start = time("start_time", r.start_time.as_ref().map(time_of));
+    let end = time("end_time", r.end_time.as_ref().map(time_of));
+    if let (Some(start), Some(end)) = (start, end)
+        && end < start
+    {
+        p.add("end_time", "must not be before start_time");
+    }
+    let mut v = p.violations;
+    let page = Page::parse(SEGMENT_CHANGES_LIST, r.page_size, &r.page_token, &mut v);
+    match code {
+        Some(code) if v.is_empty() => Ok(SegmentChangesRequest { code, start, end, page }),
+        _ => Err(v),
+    }
+}
+
+impl From<MembershipChangeKind> for pb::SegmentMembershipChangeKind {
+    fn from(k: MembershipChangeKind) -> Self {
+        match k {
+            MembershipChangeKind::Entered => pb::SegmentMembershipChangeKind::Entered,
+            MembershipChangeKind::Left => pb::SegmentMembershipChangeKind::Left,
+        }
+    }
+}
+
+impl From<&ChangeRow> for pb::SegmentMembershipChange {
+    fn from(c: &ChangeRow) -> Self {
+        pb::SegmentMembershipChange {
+            segment_code: c.segment_code.clone(),
+            customer_number: c.customer_number.clone(),
+            kind: pb::SegmentMembershipChangeKind::from(c.kind) as i32,
+            time: Some(crm_platform::convert::timestamp(c.at)),
+            segment_version: c.segment_version,
+        }
+    }
+}
+
+impl From<&StayRow> for pb::SegmentStay {
+    fn from(s: &StayRow) -> Self {
+        pb::SegmentStay {
+            segment_code: s.segment_code.clone(),
+            segment_name: s.segment_name.clone(),
+            entered_time: Some(crm_platform::convert::timestamp(s.entered_at)),
+            entered_version: s.entered_version,
+            left_time: s.left_at.map(crm_platform::convert::timestamp),
+            left_version: s.left_version.unwrap_or(0),
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! Events this service publishes and consumes.
 //!
 //! Published (written to the outbox by [`crate::store`] in the transaction of the
-//! change): `crm.analytics.v1.LevelChanged`, subject the customer number.
+//! change): `crm.analytics.v1.LevelChanged` and
+//! `crm.analytics.v1.SegmentMembershipChanged` (a customer entered or left a segment),
+//! subject the customer number.
 //!
 //! Consumed:
 //! - `crm.customer.v1.CustomerCreated` / `CustomerUpdated` / `SourceRecordLinked` (their

@@ -4,8 +4,10 @@
 //! not known yet wait), and keeps every customer's AUM and level current as facts,
 //! merges, rules and month closings arrive: each customer's value is the replay of its
 //! facts, so the incremental path and the full recompute agree by construction. Rule
-//! tags are re-evaluated with every recompute of a customer's value; segments are
-//! evaluated on request into snapshots that marketing streams out. Business targets
+//! tags are re-evaluated with every recompute of a customer's value, and so is the
+//! customer's membership of every segment (each entry and exit kept, so the members
+//! at any past time answer, and announced); a segment's members now or then are kept
+//! on request as snapshots that marketing streams out. Business targets
 //! are issued to orgs, decomposed down the org tree to sub-orgs and RMs, and measured
 //! against the facts on request, within the caller's data scope.
 //!

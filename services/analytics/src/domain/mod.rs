@@ -6,7 +6,8 @@
 //!   a customer's level; [`valuation`] replays a customer's facts through them.
 //! - [`facts`]: the facts analytics is fed; [`demographics`]: age, gender, region.
 //! - [`expr`]: the tag and segment condition language; [`tags`]: tags, segments and
-//!   the attribute catalogue their conditions read.
+//!   the attribute catalogue their conditions read; [`membership`]: segment entries,
+//!   exits and as-of membership.
 //! - [`rfm`], [`scorecard`], [`score`]: RFM codes and scorecards.
 //! - [`targets`], [`target_progress`]: business targets and their roll-up.
 //! - [`analysis`]: ad-hoc aggregation names, churn windows and figures.
@@ -22,6 +23,7 @@ pub mod level_decision;
 #[cfg(test)]
 mod level_practices;
 pub mod levels;
+pub mod membership;
 pub mod rfm;
 pub mod score;
 pub mod scorecard;

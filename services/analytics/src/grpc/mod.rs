@@ -295,4 +295,18 @@ impl pb::analytics_service_server::AnalyticsService for AnalyticsApi {
     ) -> Result<Response<pb::GetTargetProgressResponse>, Status> {
         targets::get_target_progress(self, request).await
     }
+
+    async fn list_customer_segment_history(
+        &self,
+        request: Request<pb::ListCustomerSegmentHistoryRequest>,
+    ) -> Result<Response<pb::ListCustomerSegmentHistoryResponse>, Status> {
+        segments::list_customer_segment_history(self, request).await
+    }
+
+    async fn list_segment_membership_changes(
+        &self,
+        request: Request<pb::ListSegmentMembershipChangesRequest>,
+    ) -> Result<Response<pb::ListSegmentMembershipChangesResponse>, Status> {
+        segments::list_segment_membership_changes(self, request).await
+    }
 }

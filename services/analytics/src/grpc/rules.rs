@@ -116,6 +116,7 @@ async fn progress(pool: PgPool) -> Result<ProgressStream<pb::RecomputeProgress>,
                 if last {
                     store::valuation::rescore_rfm(&mut tx).await?;
                 }
+                store::segments::refresh_memberships(&mut tx, &chunk).await?;
                 tx.commit().await?;
                 Ok(n)
             }

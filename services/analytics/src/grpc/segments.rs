@@ -1,5 +1,6 @@
-//! Segments: definitions, evaluation into snapshots, and a snapshot's members streamed
-//! in pages.
+//! Segments: definitions, evaluation into snapshots (now or as of a past time), a
+//! snapshot's members streamed in pages, and the membership history of a customer and
+//! of a segment.
 
 use crm_platform::FieldViolations;
 use crm_platform::context::CallContext;
@@ -7,6 +8,7 @@ use crm_proto::crm::analytics::v1 as pb;
 use futures::StreamExt;
 use tonic::{Request, Response, Status};
 
+use super::value::{customer_number, visible_customer};
 use super::{AnalyticsApi, SnapshotStream};
 use crate::error::Error;
 use crate::{convert, store};
@@ -43,15 +45,17 @@ pub async fn define_segment(
     Ok(Response::new(pb::DefineSegmentResponse { segment: Some(wire) }))
 }
 
-/// `EvaluateSegment`: every valued customer tested now; the members kept.
+/// `EvaluateSegment`: the current members (kept current as customers change), or the
+/// members at `as_of` from the history, kept as a snapshot.
 pub async fn evaluate_segment(
     api: &AnalyticsApi,
     request: Request<pb::EvaluateSegmentRequest>,
 ) -> Result<Response<pb::EvaluateSegmentResponse>, Status> {
     let context = CallContext::authenticated(&request)?;
-    let code = convert::code("segment_code", &request.get_ref().segment_code).map_err(Error::Invalid)?;
+    let (code, as_of) = convert::evaluate_segment_request(request.get_ref(), time::OffsetDateTime::now_utc())
+        .map_err(Error::Invalid)?;
     let mut tx = api.pool.begin().await.map_err(Error::from)?;
-    let snapshot = store::segments::evaluate(&mut tx, &code, context.actor()).await?;
+    let snapshot = store::segments::evaluate(&mut tx, &code, as_of, context.actor()).await?;
     tx.commit().await.map_err(Error::from)?;
     Ok(Response::new(pb::EvaluateSegmentResponse {
         snapshot_id: snapshot.id.to_string(),
@@ -90,4 +94,38 @@ pub async fn stream_segment_snapshot(
         }
     });
     Ok(Response::new(Box::pin(pages.boxed())))
+}
+
+/// `ListCustomerSegmentHistory`: the customer in the caller's data scope, every stay.
+pub async fn list_customer_segment_history(
+    api: &AnalyticsApi,
+    request: Request<pb::ListCustomerSegmentHistoryRequest>,
+) -> Result<Response<pb::ListCustomerSegmentHistoryResponse>, Status> {
+    let number = customer_number(&request.get_ref().customer_number)?;
+    let number = visible_customer(api, &request, &number).await?;
+    let stays = store::segments::stays(&api.pool, &number).await?;
+    Ok(Response::new(pb::ListCustomerSegmentHistoryResponse {
+        customer_number: number,
+        stays: stays.iter().map(pb::SegmentStay::from).collect(),
+    }))
+}
+
+/// `ListSegmentMembershipChanges`: a page at a position of the list (the token holds
+/// the position), over every customer as EvaluateSegment is.
+pub async fn list_segment_membership_changes(
+    api: &AnalyticsApi,
+    request: Request<pb::ListSegmentMembershipChangesRequest>,
+) -> Result<Response<pb::ListSegmentMembershipChangesResponse>, Status> {
+    let r = convert::segment_changes_request(request.get_ref()).map_err(Error::Invalid)?;
+    let page = r.page;
+    let rows = store::segments::changes(&api.pool, &r.code, (r.start, r.end), (page.size, page.position())).await?;
+    let next_page_token = if rows.len() as i64 == page.size {
+        crm_platform::paging::token(convert::SEGMENT_CHANGES_LIST, page.position().saturating_add(page.size))
+    } else {
+        String::new()
+    };
+    Ok(Response::new(pb::ListSegmentMembershipChangesResponse {
+        changes: rows.iter().map(pb::SegmentMembershipChange::from).collect(),
+        next_page_token,
+    }))
 }

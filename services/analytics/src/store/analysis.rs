@@ -366,7 +366,7 @@ pub async fn aggregate(pool: &PgPool, aggregation: &Aggregation, visibility: &Vi
     );
     let (scope, arg) = visibility.sql_args();
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(None::<String>)
+        .bind(None::<Vec<String>>)
         .bind(scope)
         .bind(arg)
         .bind(aggregation.bucket_width.unwrap_or(0))

@@ -133,10 +133,11 @@ pub async fn demographics(
 }
 
 /// `absorbed` customers became part of `survivor`: their numbers follow it, their
-/// source records and facts are its. Their own derived value is dropped.
+/// source records and facts are its. Their own derived value is dropped (touched too,
+/// so that a recompute takes them out of their segments).
 pub async fn merged(tx: &mut PgConnection, survivor: &str, absorbed: &[String]) -> Result<Touched> {
     ensure(tx, survivor).await?;
-    let touched = Touched::from([survivor.to_string()]);
+    let mut touched = Touched::from([survivor.to_string()]);
     for number in absorbed.iter().filter(|n| n.as_str() != survivor) {
         ensure(tx, number).await?;
         sqlx::query("UPDATE customer SET merged_into = $2 WHERE customer_number = $1")
@@ -161,6 +162,7 @@ pub async fn merged(tx: &mut PgConnection, survivor: &str, absorbed: &[String]) 
         }
         super::valuation::forget(tx, number).await?;
         release_waiting(tx, survivor).await?;
+        touched.insert(number.clone());
     }
     Ok(touched)
 }

@@ -13,7 +13,8 @@
 //! - [`valuation`]: each customer's value and level history, replayed from its facts.
 //! - [`values`]: reading them back.
 //! - [`tags`]: tag definitions and the tags customers have, rule tags kept current.
-//! - [`segments`]: segment definitions and their evaluated snapshots.
+//! - [`segments`]: segment definitions, membership kept current with its history,
+//!   and snapshots.
 //! - [`analysis`]: analyses over many customers, within the caller's data scope.
 //! - [`targets`]: business target trees, their splits, and progress from the facts.
 

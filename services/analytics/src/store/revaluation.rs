@@ -34,8 +34,9 @@ pub async fn mark_due(tx: &mut PgConnection, customers: &BTreeSet<String>) -> Re
     Ok(())
 }
 
-/// Takes up to `batch` of the longest-due customers, recomputes their value, rule tags
-/// and months, and clears them, in one transaction; answers how many were taken.
+/// Takes up to `batch` of the longest-due customers, recomputes their value, months,
+/// rule tags and segment memberships, and clears them, in one transaction; answers how
+/// many were taken.
 pub async fn revalue_due(pool: &PgPool, batch: i64) -> Result<usize> {
     let mut tx = pool.begin().await?;
     let taken: Vec<String> = sqlx::query_scalar(
@@ -51,7 +52,12 @@ pub async fn revalue_due(pool: &PgPool, batch: i64) -> Result<usize> {
     }
     let customers: BTreeSet<String> = taken.into_iter().collect();
     let span = tracing::info_span!("revalue due customers", customers = customers.len());
-    super::valuation::recompute_values(&mut tx, &customers).instrument(span).await?;
+    async {
+        super::valuation::recompute_values(&mut tx, &customers).await?;
+        super::segments::refresh_memberships(&mut tx, &customers).await
+    }
+    .instrument(span)
+    .await?;
     sqlx::query("UPDATE revaluation_state SET revalued_at = clock_timestamp()").execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(customers.len())

@@ -110,6 +110,7 @@ pub async fn all_customers(pool: &PgPool) -> Result<Vec<String>> {
     Ok(sqlx::query_scalar(
         "SELECT customer_number FROM customer_value
          UNION SELECT DISTINCT customer_number FROM balance_snapshot WHERE customer_number IS NOT NULL
+         UNION SELECT customer_number FROM segment_membership WHERE left_at IS NULL
          ORDER BY 1",
     )
     .fetch_all(pool)

@@ -1,15 +1,42 @@
-//! Segments: their definitions and their snapshots. Evaluating a segment reads every
-//! valued customer's attributes (as [`super::tags::attributes`]) and tags now, and
-//! keeps the members as rows of a snapshot that nothing changes afterwards: marketing
-//! reads back exactly the list it was counted from, however the customers move later.
+//! Segments: their definitions, the membership kept current with its history, and
+//! snapshots.
+//!
+//! Membership is derived data, like rule tags: [`refresh_memberships`] re-evaluates
+//! every segment for the customers whose attributes or tags may have changed (called
+//! by [`super::valuation`] after a recompute or an RFM rescore, and by
+//! [`super::tags`] after a manual tag changes), and [`define`] evaluates a (re)defined
+//! segment for every customer, both through the one rule
+//! [`crate::domain::membership::membership_changes`]. A customer without a value
+//! (absorbed by a merge, or without balances) meets no condition, so it leaves every
+//! segment when it is refreshed. Each entry and exit is a row of `segment_membership`
+//! with its time (the database clock when it was written) and announced as
+//! `SegmentMembershipChanged` in the same transaction; "who was in at time T" reads
+//! the rows ([`crate::domain::membership::Stay::covers`]). The current membership
+//! equals a from-scratch evaluation ([`fresh_members`]; differential test in
+//! `tests/api/segments.rs`).
+//!
+//! Concurrency as for tags: [`define`] locks `segment_definition` EXCLUSIVE, a refresh
+//! ROW SHARE before it reads the definitions, and a refresh locks the rows of its
+//! customers in `customer` (in order) before it reads their memberships, so two
+//! refreshes of one customer (a manual tag beside a recompute) run one after the
+//! other. A rare deadlock with a full recompute's chunk is possible (PostgreSQL ends
+//! one; the caller retries).
+//!
+//! Snapshots: [`evaluate`] keeps the members now (or at a past time) as rows of a
+//! snapshot that nothing changes afterwards: marketing reads back exactly the list it
+//! was counted from, however the customers move later.
 
 use std::collections::BTreeSet;
 
+use crm_platform::messaging::outbox::{OutboxEvent, write_events};
+use crm_proto::crm::analytics::v1 as pb;
 use sqlx::{PgConnection, PgPool};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::expr::{ParseError, parse};
-use crate::domain::tags::{Code, SegmentDefinition, check_segment};
+use crate::domain::membership::{Membership, MembershipChangeKind, MembershipChanges, membership_changes};
+use crate::domain::tags::{Code, CustomerAttributes, SegmentDefinition, check_segment};
 use crate::error::{Error, Result};
 
 /// A stored segment definition.
@@ -46,9 +73,43 @@ pub struct Snapshot {
     pub segment_version: u32,
 }
 
-/// Checks `condition` against the attribute catalogue and the tags defined now, and
-/// stores the segment as the next version of `code`. `Err(Err(ParseError))` (inner)
-/// when the condition is refused; nothing is stored then.
+/// One stay of a customer in a segment.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StayRow {
+    /// The segment.
+    pub segment_code: String,
+    /// Its name now.
+    pub segment_name: String,
+    /// When the customer entered.
+    pub entered_at: OffsetDateTime,
+    /// The version it entered under.
+    pub entered_version: i32,
+    /// When it left, if it did.
+    pub left_at: Option<OffsetDateTime>,
+    /// The version it left under, if it did.
+    pub left_version: Option<i32>,
+}
+
+/// One entry into or exit from a segment.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ChangeRow {
+    /// The segment.
+    pub segment_code: String,
+    /// The customer.
+    pub customer_number: String,
+    /// Entered or left.
+    #[sqlx(try_from = "String")]
+    pub kind: MembershipChangeKind,
+    /// When.
+    pub at: OffsetDateTime,
+    /// The segment version evaluated.
+    pub segment_version: i32,
+}
+
+/// Checks `condition` against the attribute catalogue and the tags defined now, stores
+/// the segment as the next version of `code` and evaluates it for every customer
+/// (entries and exits announced). `Err(Err(ParseError))` (inner) when the condition is
+/// refused; nothing is stored then.
 pub async fn define(
     tx: &mut PgConnection,
     code: &Code,
@@ -65,6 +126,7 @@ pub async fn define(
         Ok(c) => c,
         Err(e) => return Ok(Err(e)),
     };
+    sqlx::query("LOCK TABLE segment_definition IN EXCLUSIVE MODE").execute(&mut *tx).await?;
     let version: i32 = sqlx::query_scalar(
         "INSERT INTO segment_definition (segment_code, name, condition, version, defined_by)
          VALUES ($1, $2, $3, 1, $4)
@@ -78,7 +140,27 @@ pub async fn define(
     .bind(defined_by)
     .fetch_one(&mut *tx)
     .await?;
-    Ok(Ok(SegmentDefinition { code: code.clone(), name: name.to_string(), condition, version: version as u32 }))
+    sqlx::query(
+        "INSERT INTO segment_version (segment_code, version, name, condition, defined_by, defined_at)
+         SELECT segment_code, version, name, condition, defined_by, defined_at FROM segment_definition
+         WHERE segment_code = $1",
+    )
+    .bind(code.as_str())
+    .execute(&mut *tx)
+    .await?;
+    let segment = SegmentDefinition { code: code.clone(), name: name.to_string(), condition, version: version as u32 };
+    let found: BTreeSet<Membership> =
+        fresh_members(tx, &segment).await?.into_iter().map(|n| (code.to_string(), n)).collect();
+    let recorded: BTreeSet<Membership> = sqlx::query_as(
+        "SELECT segment_code, customer_number FROM segment_membership WHERE segment_code = $1 AND left_at IS NULL",
+    )
+    .bind(code.as_str())
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    apply(tx, &membership_changes(&recorded, &found)).await?;
+    Ok(Ok(segment))
 }
 
 /// The segment `code`, or NOT_FOUND.
@@ -91,35 +173,173 @@ pub async fn definition(pool: impl sqlx::PgExecutor<'_>, code: &Code) -> Result<
     row.ok_or_else(|| Error::NotFound(format!("segment {code}")))?.try_into()
 }
 
-/// Evaluates segment `code` over every valued customer and stores the snapshot. Must be
-/// the first call in `tx`: it reads in one snapshot of the database (REPEATABLE READ),
-/// so values and tags are read as of one moment.
-pub async fn evaluate(tx: &mut PgConnection, code: &Code, evaluated_by: &str) -> Result<Snapshot> {
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
-    let segment = definition(&mut *tx, code).await?;
+/// Every segment, by code.
+async fn definitions(tx: &mut PgConnection) -> Result<Vec<SegmentDefinition>> {
+    let rows: Vec<DefinitionRow> =
+        sqlx::query_as("SELECT segment_code, name, condition, version FROM segment_definition ORDER BY segment_code")
+            .fetch_all(&mut *tx)
+            .await?;
+    rows.into_iter().map(SegmentDefinition::try_from).collect()
+}
+
+/// Whether `segment` holds for `customer` (its tags read in), under the level order
+/// of the rules in force.
+fn holds(segment: &SegmentDefinition, customer: &CustomerAttributes, rules: &crate::domain::levels::RuleSet) -> bool {
+    segment.condition.eval(customer, &super::tags::level_order(rules, customer))
+}
+
+/// The customers `segment` holds for now, evaluated from scratch over every valued
+/// customer, in order.
+pub async fn fresh_members(tx: &mut PgConnection, segment: &SegmentDefinition) -> Result<Vec<String>> {
     let rules = super::rules::rule_set(tx).await?;
     let mut tags = super::tags::all_customer_tags(&mut *tx).await?;
-    let members: Vec<String> = super::tags::attributes(&mut *tx, None)
+    Ok(super::tags::attributes(&mut *tx, None)
         .await?
         .into_iter()
         .filter_map(|(number, mut customer)| {
             customer.tags = tags.remove(&number).unwrap_or_default();
-            let levels = super::tags::level_order(&rules, &customer);
-            segment.condition.eval(&customer, &levels).then_some(number)
+            holds(segment, &customer, &rules).then_some(number)
+        })
+        .collect())
+}
+
+/// Re-evaluates every segment for `customers`: entries and exits stored and announced.
+/// A number without a value (absorbed, forgotten, unknown) leaves every segment.
+pub async fn refresh_memberships(tx: &mut PgConnection, customers: &BTreeSet<String>) -> Result<()> {
+    if customers.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("LOCK TABLE segment_definition IN ROW SHARE MODE").execute(&mut *tx).await?;
+    let segments = definitions(tx).await?;
+    if segments.is_empty() {
+        return Ok(());
+    }
+    let numbers: Vec<String> = customers.iter().cloned().collect();
+    sqlx::query("SELECT 1 FROM customer WHERE customer_number = ANY($1) ORDER BY customer_number FOR UPDATE")
+        .bind(&numbers)
+        .execute(&mut *tx)
+        .await?;
+    let rules = super::rules::rule_set(tx).await?;
+    let mut tags = super::tags::tags_of(&mut *tx, &numbers).await?;
+    let mut found = BTreeSet::new();
+    for (number, mut customer) in super::tags::attributes_of(&mut *tx, &numbers).await? {
+        customer.tags = tags.remove(&number).unwrap_or_default();
+        for segment in segments.iter().filter(|s| holds(s, &customer, &rules)) {
+            found.insert((segment.code.to_string(), number.clone()));
+        }
+    }
+    let recorded: BTreeSet<Membership> = sqlx::query_as(
+        "SELECT segment_code, customer_number FROM segment_membership
+         WHERE customer_number = ANY($1) AND left_at IS NULL",
+    )
+    .bind(&numbers)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    apply(tx, &membership_changes(&recorded, &found)).await
+}
+
+/// Stores `changes` (exits first) at one time, under each segment's current version,
+/// and announces each one that changed a row.
+async fn apply(tx: &mut PgConnection, changes: &MembershipChanges) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let at: OffsetDateTime = sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&mut *tx).await?;
+    let columns = |pairs: &[Membership]| -> (Vec<String>, Vec<String>) { pairs.iter().cloned().unzip() };
+    let (segments, customers) = columns(&changes.left);
+    let mut done: Vec<ChangeRow> = sqlx::query_as(
+        "UPDATE segment_membership m SET left_at = $3, left_version = d.version
+         FROM UNNEST($1::TEXT[], $2::TEXT[]) AS x(segment_code, customer_number), segment_definition d
+         WHERE m.segment_code = x.segment_code AND m.customer_number = x.customer_number AND m.left_at IS NULL
+           AND d.segment_code = m.segment_code
+         RETURNING m.segment_code, m.customer_number, 'left' AS kind, m.left_at AS at, m.left_version AS segment_version",
+    )
+    .bind(&segments)
+    .bind(&customers)
+    .bind(at)
+    .fetch_all(&mut *tx)
+    .await?;
+    let (segments, customers) = columns(&changes.entered);
+    let entered: Vec<ChangeRow> = sqlx::query_as(
+        "INSERT INTO segment_membership (segment_code, customer_number, entered_at, entered_version)
+         SELECT x.segment_code, x.customer_number, $3, d.version
+         FROM UNNEST($1::TEXT[], $2::TEXT[]) AS x(segment_code, customer_number)
+         JOIN segment_definition d USING (segment_code)
+         ON CONFLICT (segment_code, customer_number) WHERE left_at IS NULL DO NOTHING
+         RETURNING segment_code, customer_number, 'entered' AS kind, entered_at AS at,
+                   entered_version AS segment_version",
+    )
+    .bind(&segments)
+    .bind(&customers)
+    .bind(at)
+    .fetch_all(&mut *tx)
+    .await?;
+    done.extend(entered);
+    let events: Vec<OutboxEvent> = done
+        .iter()
+        .map(|c| {
+            let event = pb::SegmentMembershipChanged { change: Some(c.into()) };
+            OutboxEvent::new(&c.customer_number, &event)
         })
         .collect();
+    write_events(tx, super::EVENT_SOURCE, &events, None).await?;
+    Ok(())
+}
+
+/// Keeps the members of segment `code` as a snapshot: its members now, or with
+/// `as_of` its members then (from the membership history) under the version then in
+/// force. Must be the first call in `tx`: it reads in one snapshot of the database
+/// (REPEATABLE READ), so the count and the members agree.
+pub async fn evaluate(
+    tx: &mut PgConnection,
+    code: &Code,
+    as_of: Option<OffsetDateTime>,
+    evaluated_by: &str,
+) -> Result<Snapshot> {
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *tx).await?;
+    let segment = definition(&mut *tx, code).await?;
+    let (version, condition) = match as_of {
+        None => (segment.version as i32, segment.condition.to_string()),
+        Some(t) => sqlx::query_as::<_, (i32, String)>(
+            "SELECT version, condition FROM segment_version WHERE segment_code = $1 AND defined_at <= $2
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(code.as_str())
+        .bind(t)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| {
+            let mut v = crm_platform::FieldViolations::new();
+            v.add("as_of", format!("is before segment {code} was defined"));
+            Error::Invalid(v)
+        })?,
+    };
+    let members: Vec<String> = sqlx::query_scalar(
+        "SELECT customer_number FROM segment_membership
+         WHERE segment_code = $1
+           AND CASE WHEN $2::TIMESTAMPTZ IS NULL THEN left_at IS NULL
+                    ELSE entered_at <= $2 AND (left_at IS NULL OR left_at > $2) END
+         ORDER BY customer_number",
+    )
+    .bind(code.as_str())
+    .bind(as_of)
+    .fetch_all(&mut *tx)
+    .await?;
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO segment_snapshot (snapshot_id, segment_code, segment_version, condition, member_count,
-                                       evaluated_by)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+                                       evaluated_by, as_of)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(id)
     .bind(code.as_str())
-    .bind(segment.version as i32)
-    .bind(segment.condition.to_string())
+    .bind(version)
+    .bind(condition)
     .bind(members.len() as i64)
     .bind(evaluated_by)
+    .bind(as_of)
     .execute(&mut *tx)
     .await?;
     sqlx::query("INSERT INTO segment_member (snapshot_id, customer_number) SELECT $1, UNNEST($2::TEXT[])")
@@ -127,7 +347,7 @@ pub async fn evaluate(tx: &mut PgConnection, code: &Code, evaluated_by: &str) ->
         .bind(&members)
         .execute(&mut *tx)
         .await?;
-    Ok(Snapshot { id, member_count: members.len() as i64, segment_version: segment.version })
+    Ok(Snapshot { id, member_count: members.len() as i64, segment_version: version as u32 })
 }
 
 /// Whether snapshot `id` exists.
@@ -150,4 +370,37 @@ pub async fn members(pool: &PgPool, id: Uuid, after: Option<&str>, limit: i64) -
     .bind(limit)
     .fetch_all(pool)
     .await?)
+}
+
+/// Every stay of customer `number` (a survivor) in a segment, newest entry first.
+pub async fn stays(pool: &PgPool, number: &str) -> Result<Vec<StayRow>> {
+    Ok(sqlx::query_as(
+        "SELECT m.segment_code, d.name AS segment_name, m.entered_at, m.entered_version, m.left_at, m.left_version
+         FROM segment_membership m JOIN segment_definition d USING (segment_code)
+         WHERE m.customer_number = $1
+         ORDER BY m.entered_at DESC, m.segment_code",
+    )
+    .bind(number)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The entries into and exits from segment `code` at or after `start` and before
+/// `end` (unbounded when `None`), oldest first (then by customer, entries first):
+/// `limit` of them from position `offset`. NOT_FOUND for an unknown segment.
+pub async fn changes(
+    pool: &PgPool,
+    code: &Code,
+    (start, end): (Option<OffsetDateTime>, Option<OffsetDateTime>),
+    (limit, offset): (i64, i64),
+) -> Result<Vec<ChangeRow>> {
+    definition(pool, code).await?;
+    Ok(sqlx::query_as(include_str!("sql/segment_membership_changes.sql"))
+        .bind(code.as_str())
+        .bind(start)
+        .bind(end)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?)
 }

@@ -209,8 +209,23 @@ pub async fn attributes(
     tx: impl sqlx::PgExecutor<'_>,
     number: Option<&str>,
 ) -> Result<Vec<(String, CustomerAttributes)>> {
+    read_attributes(tx, number.map(|n| vec![n.to_string()])).await
+}
+
+/// The attributes of those of `numbers` that have a value, by number; without tags.
+pub async fn attributes_of(
+    tx: impl sqlx::PgExecutor<'_>,
+    numbers: &[String],
+) -> Result<Vec<(String, CustomerAttributes)>> {
+    read_attributes(tx, Some(numbers.to_vec())).await
+}
+
+async fn read_attributes(
+    tx: impl sqlx::PgExecutor<'_>,
+    numbers: Option<Vec<String>>,
+) -> Result<Vec<(String, CustomerAttributes)>> {
     let rows: Vec<AttributeRow> =
-        sqlx::query_as(include_str!("sql/customer_attributes.sql")).bind(number).fetch_all(tx).await?;
+        sqlx::query_as(include_str!("sql/customer_attributes.sql")).bind(numbers).fetch_all(tx).await?;
     Ok(rows
         .into_iter()
         .map(|r| {
@@ -251,6 +266,20 @@ pub async fn all_customer_tags(tx: impl sqlx::PgExecutor<'_>) -> Result<BTreeMap
     Ok(by_customer)
 }
 
+/// The tags (rule and manual) of those of `numbers` that have any, by customer.
+pub async fn tags_of(tx: impl sqlx::PgExecutor<'_>, numbers: &[String]) -> Result<BTreeMap<String, BTreeSet<String>>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT customer_number, tag_code FROM customer_tag WHERE customer_number = ANY($1)")
+            .bind(numbers)
+            .fetch_all(tx)
+            .await?;
+    let mut by_customer: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (number, code) in rows {
+        by_customer.entry(number).or_default().insert(code);
+    }
+    Ok(by_customer)
+}
+
 /// The survivor of `number`, or NOT_FOUND.
 pub async fn survivor(pool: impl sqlx::PgExecutor<'_>, number: &str) -> Result<String> {
     sqlx::query_scalar::<_, Option<String>>("SELECT surviving_customer($1)")
@@ -268,7 +297,8 @@ async fn manual(tx: &mut PgConnection, code: &Code) -> Result<()> {
     }
 }
 
-/// Gives the survivor of `number` the manual tag `code`; whether it changed anything.
+/// Gives the survivor of `number` the manual tag `code` (its segment memberships
+/// refreshed); whether it changed anything.
 pub async fn set_manual(tx: &mut PgConnection, number: &str, code: &Code, set_by: &str) -> Result<(String, bool)> {
     let survivor = survivor(&mut *tx, number).await?;
     manual(tx, code).await?;
@@ -282,10 +312,14 @@ pub async fn set_manual(tx: &mut PgConnection, number: &str, code: &Code, set_by
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    if inserted > 0 {
+        super::segments::refresh_memberships(tx, &BTreeSet::from([survivor.clone()])).await?;
+    }
     Ok((survivor, inserted > 0))
 }
 
-/// Takes the manual tag `code` off the survivor of `number`; whether it had it.
+/// Takes the manual tag `code` off the survivor of `number` (its segment memberships
+/// refreshed); whether it had it.
 pub async fn remove_manual(tx: &mut PgConnection, number: &str, code: &Code) -> Result<(String, bool)> {
     let survivor = survivor(&mut *tx, number).await?;
     manual(tx, code).await?;
@@ -296,6 +330,9 @@ pub async fn remove_manual(tx: &mut PgConnection, number: &str, code: &Code) -> 
             .execute(&mut *tx)
             .await?
             .rows_affected();
+    if deleted > 0 {
+        super::segments::refresh_memberships(tx, &BTreeSet::from([survivor.clone()])).await?;
+    }
     Ok((survivor, deleted > 0))
 }
 

@@ -69,8 +69,9 @@ impl LevelChangeRow {
 /// Recomputes the value, months, level history and rule tags of `customers`
 /// (survivors only; absorbed numbers are forgotten) under the rules and closed months
 /// as stored; answers the level changes announced. The revaluer calls it for due
-/// customers, a full recompute chunk by chunk; the RFM population is rescored apart
-/// ([`rescore_rfm`]).
+/// customers, a full recompute chunk by chunk; both then refresh the customers'
+/// segment memberships ([`super::segments::refresh_memberships`]). The RFM population
+/// is rescored apart ([`rescore_rfm`]).
 pub async fn recompute_values(tx: &mut PgConnection, customers: &BTreeSet<String>) -> Result<u64> {
     let rules = super::rules::rule_set(tx).await?;
     let closed = super::rules::closed_months(tx).await?;
@@ -81,9 +82,9 @@ pub async fn recompute_values(tx: &mut PgConnection, customers: &BTreeSet<String
     Ok(announced)
 }
 
-/// Rescores the RFM population and refreshes the rule tags of the customers whose
-/// scores changed; answers how many those were. Rescores are serialised by a lock on
-/// `customer_rfm` (each rewrites every customer's RFM).
+/// Rescores the RFM population and refreshes the rule tags and segment memberships of
+/// the customers whose scores changed; answers how many those were. Rescores are
+/// serialised by a lock on `customer_rfm` (each rewrites every customer's RFM).
 pub async fn rescore_rfm(tx: &mut PgConnection) -> Result<usize> {
     sqlx::query("LOCK TABLE customer_rfm IN EXCLUSIVE MODE").execute(&mut *tx).await?;
     let changed = super::rfm::rescore(tx).await?;
@@ -92,6 +93,7 @@ pub async fn rescore_rfm(tx: &mut PgConnection) -> Result<usize> {
         for number in &changed {
             super::tags::refresh(tx, number, &rules).await?;
         }
+        super::segments::refresh_memberships(tx, &changed.iter().cloned().collect()).await?;
     }
     Ok(changed.len())
 }

@@ -153,6 +153,21 @@ impl TestApp {
         out
     }
 
+    /// The next `n` SegmentMembershipChanged events (others on the exchange are
+    /// skipped), with their subjects; fewer when they do not come within 10 s.
+    pub async fn membership_changes(&self, n: usize) -> Vec<(String, pb::SegmentMembershipChange)> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let mut out = Vec::new();
+        while out.len() < n && tokio::time::Instant::now() < deadline {
+            for event in self.events.take(1, Duration::from_millis(500)).await {
+                if let Some(changed) = event.decode::<pb::SegmentMembershipChanged>() {
+                    out.push((event.subject.clone(), changed.change.expect("change")));
+                }
+            }
+        }
+        out
+    }
+
     /// Defines tag `code`: a rule tag with `rule`, a manual one when `rule` is empty.
     pub async fn define_tag(&mut self, code: &str, rule: &str) -> pb::Tag {
         let kind = if rule.is_empty() { pb::TagKind::Manual } else { pb::TagKind::Rule };

@@ -3,7 +3,7 @@
 -- UTC). Amounts are absolute, in CNY fen at the latest rate on or before the posted
 -- date (rounded half away from zero, as domain::facts::to_cny); one without a rate
 -- counts in txn_count but not in txn_amount. With the overall RFM scores (customer_rfm,
--- NULL without a transaction in the RFM window) and the demographic attributes. $1: one customer, or NULL for all.
+-- NULL without a transaction in the RFM window) and the demographic attributes. $1: the customers, or NULL for all.
 SELECT v.customer_number, v.level_code, v.level_since, v.watch_months, v.as_of, v.aum, v.month_aum,
        v.weighted_aum, v.month_weighted_aum, v.latest_closed_month,
        COALESCE(t.txn_count, 0) AS txn_count, COALESCE(t.txn_amount, 0) AS txn_amount,
@@ -21,5 +21,5 @@ LEFT JOIN LATERAL (
           AND f.posted_at < ((v.as_of + 1)::TIMESTAMP AT TIME ZONE 'UTC')
     ) x
 ) t ON v.as_of IS NOT NULL
-WHERE $1::TEXT IS NULL OR v.customer_number = $1
+WHERE $1::TEXT[] IS NULL OR v.customer_number = ANY($1)
 ORDER BY v.customer_number
