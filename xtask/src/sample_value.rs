@@ -312,7 +312,7 @@ analytics: {sent} card transactions, {} accepted",
         .await
         .map_err(|e| e.to_string())?
         .into_inner();
-    println!("  {merged_number} has: {}", tags.tags.iter().map(|t| t.code.as_str()).collect::<Vec<_>>().join(", "));
+    println!("  {merged_number} has: {}", tags.tags.iter().map(|t| t.tag_code.as_str()).collect::<Vec<_>>().join(", "));
 
     let segment = apb::Segment {
         code: "active_not_gold".into(),

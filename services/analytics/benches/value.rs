@@ -16,6 +16,7 @@
 //!    `CRM_BENCH_SECONDS` (default 20), and the time from each batch accepted to its
 //!    customers revalued (p50, p99, max);
 //! 4. a segment of every customer evaluated and its snapshot streamed.
+//!
 //! Prints Markdown tables.
 
 use std::collections::BTreeMap;
@@ -479,11 +480,9 @@ async fn run(customers: usize, per_customer: usize) {
     let mut latencies: Vec<Duration> = batches
         .iter()
         .map(|(accepted, at)| {
-            let done = seen
-                .iter()
+            seen.iter()
                 .find(|(polled, oldest)| *polled >= *at && oldest.is_none_or(|o| o > *accepted))
-                .map_or(Duration::MAX, |(polled, _)| polled.duration_since(*at));
-            done
+                .map_or(Duration::MAX, |(polled, _)| polled.duration_since(*at))
         })
         .collect();
     latencies.sort();
