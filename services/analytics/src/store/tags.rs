@@ -1,9 +1,10 @@
 //! Tags: their definitions and which customers have them (`customer_tag`).
 //!
 //! Rule tags are derived data, like a customer's value: [`refresh`] re-evaluates every
-//! rule tag of one customer from its stored value and transactions (called by
-//! [`super::valuation::recompute_one`] after the value is stored, so they are current
-//! whenever the value is), and [`define`] re-evaluates a (re)defined rule tag for every
+//! rule tag of a batch of customers from their stored values and transactions (called
+//! by [`super::valuation::recompute_values`] after the values are stored, and by the
+//! RFM rescore for the customers whose scores moved, so they are current whenever the
+//! value is), and [`define`] re-evaluates a (re)defined rule tag for every
 //! customer in the transaction that stores it. A customer's rule tags go with its
 //! value, and an absorbed customer keeps no tags at all (triggers in
 //! `0002_tags_segments.sql`), so the incremental path and a full recompute leave the
@@ -161,8 +162,13 @@ pub async fn define(tx: &mut PgConnection, tag: &TagDefinition, defined_by: &str
     Ok(TagDefinition { version: version as u32, ..tag.clone() })
 }
 
-/// Re-evaluates every rule tag of `number` from its stored value (none without one).
-pub async fn refresh(tx: &mut PgConnection, number: &str, rules: &RuleSet) -> Result<()> {
+/// Re-evaluates every rule tag of `customers` from their stored values (none for a
+/// customer without one), set-based: one read of the definitions and the attributes,
+/// one delete and one insert for the whole batch.
+pub async fn refresh(tx: &mut PgConnection, customers: &BTreeSet<String>, rules: &RuleSet) -> Result<()> {
+    if customers.is_empty() {
+        return Ok(());
+    }
     sqlx::query("LOCK TABLE tag_definition IN ROW SHARE MODE").execute(&mut *tx).await?;
     let rule_tags: Vec<(Code, Expr)> = definitions(&mut *tx)
         .await?
@@ -172,25 +178,33 @@ pub async fn refresh(tx: &mut PgConnection, number: &str, rules: &RuleSet) -> Re
             TagKind::Manual => None,
         })
         .collect();
-    let customer = attributes(&mut *tx, Some(number)).await?.into_iter().next();
-    let held: Vec<&str> = match &customer {
-        Some((_, a)) => {
-            let levels = level_order(rules, a);
-            rule_tags.iter().filter(|(_, e)| e.eval(a, &levels)).map(|(c, _)| c.as_str()).collect()
+    let numbers: Vec<String> = customers.iter().cloned().collect();
+    let (mut held_by, mut held_tag) = (Vec::new(), Vec::new());
+    if !rule_tags.is_empty() {
+        for (number, a) in attributes_of(&mut *tx, &numbers).await? {
+            let levels = level_order(rules, &a);
+            for (code, _) in rule_tags.iter().filter(|(_, e)| e.eval(&a, &levels)) {
+                held_by.push(number.clone());
+                held_tag.push(code.as_str().to_string());
+            }
         }
-        None => Vec::new(),
-    };
-    sqlx::query("DELETE FROM customer_tag WHERE customer_number = $1 AND source = 'rule' AND NOT tag_code = ANY($2)")
-        .bind(number)
-        .bind(&held)
-        .execute(&mut *tx)
-        .await?;
+    }
+    sqlx::query(
+        "DELETE FROM customer_tag t WHERE t.customer_number = ANY($1) AND t.source = 'rule'
+           AND NOT EXISTS (SELECT 1 FROM UNNEST($2::TEXT[], $3::TEXT[]) AS h(customer_number, tag_code)
+                           WHERE h.customer_number = t.customer_number AND h.tag_code = t.tag_code)",
+    )
+    .bind(&numbers)
+    .bind(&held_by)
+    .bind(&held_tag)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query(
         "INSERT INTO customer_tag (customer_number, tag_code, source)
-         SELECT $1, c, 'rule' FROM UNNEST($2::TEXT[]) AS c ON CONFLICT DO NOTHING",
+         SELECT n, c, 'rule' FROM UNNEST($1::TEXT[], $2::TEXT[]) AS h(n, c) ORDER BY n, c ON CONFLICT DO NOTHING",
     )
-    .bind(number)
-    .bind(&held)
+    .bind(&held_by)
+    .bind(&held_tag)
     .execute(&mut *tx)
     .await?;
     Ok(())

@@ -79,6 +79,7 @@ pub async fn recompute_values(tx: &mut PgConnection, customers: &BTreeSet<String
     for number in customers {
         announced += recompute_one(tx, number, &rules, &closed).await?;
     }
+    super::tags::refresh(tx, customers, &rules).await?;
     Ok(announced)
 }
 
@@ -90,9 +91,7 @@ pub async fn rescore_rfm(tx: &mut PgConnection) -> Result<usize> {
     let changed = super::rfm::rescore(tx).await?;
     if !changed.is_empty() {
         let rules = super::rules::rule_set(tx).await?;
-        for number in &changed {
-            super::tags::refresh(tx, number, &rules).await?;
-        }
+        super::tags::refresh(tx, &changed.iter().cloned().collect(), &rules).await?;
         super::segments::refresh_memberships(tx, &changed.iter().cloned().collect()).await?;
     }
     Ok(changed.len())
@@ -118,7 +117,6 @@ pub async fn recompute_one(tx: &mut PgConnection, number: &str, rules: &RuleSet,
     };
     store_value(tx, number, &valuation).await?;
     store_months(tx, number, &valuation.months).await?;
-    super::tags::refresh(tx, number, rules).await?;
     store_history(tx, number, &valuation.changes).await
 }
 
