@@ -10,7 +10,7 @@
 //! over every RPC in `tests/sweep`.
 
 use crm_platform::grpc::client::BearerToken;
-use crm_platform::testing::TestEnv;
+use crm_platform::testing::{EventProbe, TestEnv};
 use crm_proto::crm::analytics::v1 as apb;
 use crm_proto::crm::customer::v1 as cpb;
 use crm_proto::crm::identity::v1 as ipb;
@@ -53,6 +53,8 @@ pub struct TestPlatform {
     pub customers_database_url: String,
     /// `postgres://` URL of analytics' database.
     pub analytics_database_url: String,
+    /// Every event published on the exchange, bound before any service started.
+    pub events: EventProbe,
     running: Vec<RunningService>,
 }
 
@@ -73,6 +75,7 @@ impl TestPlatform {
         customers_extra: &[(&str, &str)],
     ) -> Result<Self, StartError> {
         let id_env = TestEnv::new("identity").await;
+        let events = EventProbe::bind(&id_env).await;
         let mut vars = vec![
             ("identity.key_encryption_key", KEY_HEX),
             ("identity.bootstrap.admin_password", ADMIN_PASSWORD),
@@ -129,6 +132,7 @@ impl TestPlatform {
             customers_database_url: cp_env.database_url(),
             analytics_database_url: an_env.database_url(),
             exchange: id_env.exchange,
+            events,
             running: vec![identity, analytics, customers],
         })
     }

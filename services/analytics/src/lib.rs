@@ -112,6 +112,26 @@ impl crm_platform::cli::Service for Analytics {
     }
 
     fn command(name: &str, args: Vec<String>, settings: Settings) -> Option<crm_platform::cli::Command> {
+        if name == "recompute-all" {
+            return Some(Box::pin(async move {
+                let pool = crm_platform::db::connect(&settings.platform.database).await?;
+                if settings.platform.database.migrate_on_start {
+                    crm_platform::db::migrate(&pool, &MIGRATOR).await?;
+                }
+                let mut steps = grpc::recompute_all(pool.clone()).await.map_err(|s| s.message().to_string())?;
+                while let Some(step) = futures::StreamExt::next(&mut steps).await {
+                    let p = step.map_err(|s| s.message().to_string())?;
+                    println!(
+                        "{} of {} customers recomputed, {} level changes",
+                        p.customers_done, p.customers_total, p.level_changes
+                    );
+                }
+                // LevelChanged events are in the outbox; the running service's relay
+                // publishes them.
+                pool.close().await;
+                Ok(())
+            }) as crm_platform::cli::Command);
+        }
         (name == "load-balances").then(|| {
             Box::pin(async move {
                 let usage = "usage: analytics load-balances <path> [--encoding utf-8|gb18030]";

@@ -290,6 +290,17 @@ async fn analytics_levels_customers_from_facts_named_by_source_key_and_the_360_v
         .changes;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].to_level, "gold");
+    // The level change is announced on the exchange.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut announced = None;
+    while announced.is_none() && tokio::time::Instant::now() < deadline {
+        for event in platform.events.take(1, Duration::from_secs(1)).await {
+            let change = event.decode::<apb::LevelChanged>().and_then(|e| e.change);
+            announced = announced.or(change.filter(|c| c.customer_number == number));
+        }
+    }
+    let announced = announced.expect("LevelChanged for the customer was published");
+    assert_eq!(announced.to_level, "gold");
 
     // The 360° view shows the value card from analytics.
     let view = platform

@@ -20,6 +20,14 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::settings::AnalyticsSettings;
 
+/// A full recompute of every customer with its progress, as `RecomputeAll` streams it
+/// (for `analytics recompute-all`): owners re-resolved first, then the customers in
+/// chunks, the RFM population rescored with the last.
+pub async fn recompute_all(pool: PgPool) -> Result<ProgressStream<pb::RecomputeProgress>, Status> {
+    crate::store::rules::reresolve_owners(&pool).await?;
+    rules::progress(pool).await
+}
+
 /// The gRPC service.
 #[derive(Debug, Clone)]
 pub struct AnalyticsApi {

@@ -98,7 +98,7 @@ async fn recompute_all_now(pool: &PgPool) -> Result<(), Status> {
 /// Recomputes every customer in chunks of [`RECOMPUTE_CHUNK`], one transaction each,
 /// yielding progress after each; the last also rescores the RFM population. An
 /// interrupted recompute can simply run again.
-async fn progress(pool: PgPool) -> Result<ProgressStream<pb::RecomputeProgress>, Status> {
+pub(crate) async fn progress(pool: PgPool) -> Result<ProgressStream<pb::RecomputeProgress>, Status> {
     let customers = store::rules::all_customers(&pool).await?;
     let total = customers.len() as i64;
     let chunks: Vec<BTreeSet<String>> =
