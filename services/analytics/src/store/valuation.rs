@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 /// A balance as the replay reads it.
 #[derive(sqlx::FromRow)]
 struct BalanceRow {
+    customer_number: String,
     account_id: String,
     product_code: String,
     balance_date: Date,
@@ -75,9 +76,30 @@ impl LevelChangeRow {
 pub async fn recompute_values(tx: &mut PgConnection, customers: &BTreeSet<String>) -> Result<u64> {
     let rules = super::rules::rule_set(tx).await?;
     let closed = super::rules::closed_months(tx).await?;
+    let numbers: Vec<&str> = customers.iter().map(String::as_str).collect();
+    // The customer rows serialise recomputes of one customer; locked in number order,
+    // as every batch locks them, so two batches never wait on each other in a cycle.
+    let survivors: BTreeSet<String> = sqlx::query_scalar(
+        "SELECT customer_number FROM (
+             SELECT customer_number, merged_into FROM customer WHERE customer_number = ANY($1)
+             ORDER BY customer_number FOR UPDATE) c
+         WHERE merged_into IS NULL",
+    )
+    .bind(&numbers)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let survivor_numbers: Vec<&str> = survivors.iter().map(String::as_str).collect();
+    let mut holdings = holdings_of(tx, &survivor_numbers).await?;
     let mut announced = 0;
     for number in customers {
-        announced += recompute_one(tx, number, &rules, &closed).await?;
+        if survivors.contains(number) {
+            let held = holdings.remove(number).unwrap_or_default();
+            announced += revalue(tx, number, &held, &rules, &closed).await?;
+        } else {
+            forget(tx, number).await?;
+        }
     }
     super::tags::refresh(tx, customers, &rules).await?;
     Ok(announced)
@@ -97,20 +119,16 @@ pub async fn rescore_rfm(tx: &mut PgConnection) -> Result<usize> {
     Ok(changed.len())
 }
 
-/// [`recompute_values`] of one customer with the rules and months already read.
-pub async fn recompute_one(tx: &mut PgConnection, number: &str, rules: &RuleSet, closed: &[Month]) -> Result<u64> {
-    // The customer row serialises recomputes of one customer.
-    let merged_into: Option<Option<String>> =
-        sqlx::query_scalar("SELECT merged_into FROM customer WHERE customer_number = $1 FOR UPDATE")
-            .bind(number)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if !matches!(merged_into, Some(None)) {
-        forget(tx, number).await?;
-        return Ok(0);
-    }
-    let holdings = holdings(tx, number).await?;
-    let valuation = replay(rules, &holdings, closed).map_err(|e| Error::Corrupt(format!("customer {number}: {e}")))?;
+/// Replays one survivor's `holdings` and stores what it finds (or forgets a customer
+/// without any); answers the level changes announced.
+async fn revalue(
+    tx: &mut PgConnection,
+    number: &str,
+    holdings: &[Holding],
+    rules: &RuleSet,
+    closed: &[Month],
+) -> Result<u64> {
+    let valuation = replay(rules, holdings, closed).map_err(|e| Error::Corrupt(format!("customer {number}: {e}")))?;
     let Some(valuation) = valuation else {
         forget(tx, number).await?;
         return Ok(0);
@@ -120,23 +138,23 @@ pub async fn recompute_one(tx: &mut PgConnection, number: &str, rules: &RuleSet,
     store_history(tx, number, &valuation.changes).await
 }
 
-/// The customer's holdings in CNY: one per account and product; balances without an
-/// FX rate yet are left out.
-async fn holdings(tx: &mut PgConnection, number: &str) -> Result<Vec<Holding>> {
+/// The holdings in CNY of each of `numbers`, by customer: one per account and product;
+/// balances without an FX rate yet are left out. One query for the whole batch.
+async fn holdings_of(tx: &mut PgConnection, numbers: &[&str]) -> Result<BTreeMap<String, Vec<Holding>>> {
     let rows: Vec<BalanceRow> = sqlx::query_as(
-        "SELECT b.account_id, b.product_code, b.balance_date, p.asset_class, p.aum_weight_bp, b.amount_minor,
-                b.currency_code,
+        "SELECT b.customer_number, b.account_id, b.product_code, b.balance_date, p.asset_class, p.aum_weight_bp,
+                b.amount_minor, b.currency_code,
                 (SELECT r.cny_per_unit_micros FROM fx_rate r
                  WHERE r.currency_code = b.currency_code AND r.rate_date <= b.balance_date
                  ORDER BY r.rate_date DESC LIMIT 1) AS cny_per_unit_micros
          FROM balance_snapshot b JOIN product p USING (product_code)
-         WHERE b.customer_number = $1
-         ORDER BY b.account_id, b.product_code, b.balance_date",
+         WHERE b.customer_number = ANY($1)
+         ORDER BY b.customer_number, b.account_id, b.product_code, b.balance_date",
     )
-    .bind(number)
+    .bind(numbers)
     .fetch_all(&mut *tx)
     .await?;
-    let mut by_holding: BTreeMap<(String, String), Holding> = BTreeMap::new();
+    let mut by_holding: BTreeMap<(String, String, String), Holding> = BTreeMap::new();
     for r in rows {
         let class: AssetClass =
             r.asset_class.parse().map_err(|_| Error::Corrupt(format!("asset class {:?}", r.asset_class)))?;
@@ -145,12 +163,16 @@ async fn holdings(tx: &mut PgConnection, number: &str) -> Result<Vec<Holding>> {
         let money = crm_platform::convert::Money { amount_minor: r.amount_minor, currency };
         let Some(cny) = to_cny(money, r.cny_per_unit_micros) else { continue };
         by_holding
-            .entry((r.account_id, r.product_code))
+            .entry((r.customer_number, r.account_id, r.product_code))
             .or_insert_with(|| Holding { class, weight_bp: r.aum_weight_bp, balances: Vec::new() })
             .balances
             .push((r.balance_date, cny));
     }
-    Ok(by_holding.into_values().collect())
+    let mut by_customer: BTreeMap<String, Vec<Holding>> = BTreeMap::new();
+    for ((number, _, _), holding) in by_holding {
+        by_customer.entry(number).or_default().push(holding);
+    }
+    Ok(by_customer)
 }
 
 fn class_json(amounts: &ClassAmounts) -> Value {
