@@ -443,6 +443,7 @@ async fn the_current_membership_always_equals_a_fresh_evaluation_and_as_of_answe
             };
             app.customer_event(&customers[0], &merged).await;
         }
+        app.settled().await;
         let (current, fresh) = current_and_fresh(&mut app).await;
         assert_eq!(current, fresh, "round {round}");
         if round == 2 {
