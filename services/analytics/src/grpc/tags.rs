@@ -1,4 +1,5 @@
-//! Tags: definitions, manual settings, a customer's tags and why it has one.
+//! Tags: definitions, manual settings, a customer's tags and why it has one. Whatever
+//! names one customer needs the customer in the caller's data scope.
 
 use crm_platform::context::CallContext;
 use crm_platform::convert::timestamp;
@@ -6,7 +7,7 @@ use crm_proto::crm::analytics::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::AnalyticsApi;
-use super::value::customer_number;
+use super::value::{customer_number, visible_customer};
 use crate::domain::tags::{Code, TagDefinition};
 use crate::error::{Error, Result};
 use crate::{convert, store};
@@ -87,6 +88,8 @@ pub async fn set_manual_tag(
 ) -> Result<Response<pb::SetManualTagResponse>, Status> {
     let context = CallContext::authenticated(&request)?;
     let r = request.get_ref();
+    let (number, _) = customer_and_tag(&r.customer_number, &r.tag_code)?;
+    visible_customer(api, &request, &number).await?;
     let changed = manual(api, &context, &r.customer_number, &r.tag_code, true).await?;
     Ok(Response::new(pb::SetManualTagResponse { changed }))
 }
@@ -98,6 +101,8 @@ pub async fn remove_manual_tag(
 ) -> Result<Response<pb::RemoveManualTagResponse>, Status> {
     let context = CallContext::authenticated(&request)?;
     let r = request.get_ref();
+    let (number, _) = customer_and_tag(&r.customer_number, &r.tag_code)?;
+    visible_customer(api, &request, &number).await?;
     let changed = manual(api, &context, &r.customer_number, &r.tag_code, false).await?;
     Ok(Response::new(pb::RemoveManualTagResponse { changed }))
 }
@@ -108,6 +113,7 @@ pub async fn get_customer_tags(
     request: Request<pb::GetCustomerTagsRequest>,
 ) -> Result<Response<pb::GetCustomerTagsResponse>, Status> {
     let number = customer_number(&request.get_ref().customer_number)?;
+    let number = visible_customer(api, &request, &number).await?;
     let (survivor, tags) = store::tags::customer_tags(&api.pool, &number).await?;
     Ok(Response::new(pb::GetCustomerTagsResponse {
         customer_number: survivor,
@@ -130,6 +136,7 @@ pub async fn explain_tag(
 ) -> Result<Response<pb::ExplainTagResponse>, Status> {
     let r = request.get_ref();
     let (number, code) = customer_and_tag(&r.customer_number, &r.tag_code)?;
+    let number = visible_customer(api, &request, &number).await?;
     let (tag, holds, explanation) = store::tags::explain(&api.pool, &number, &code).await?;
     Ok(Response::new(pb::ExplainTagResponse { holds, explanation, tag: Some((&tag).into()) }))
 }

@@ -73,6 +73,15 @@ async fn reads_of_customer_value_follow_the_callers_data_scope() {
     let history =
         rm_a().list_level_history(pb::ListLevelHistoryRequest { customer_number: b.into() }).await.unwrap_err();
     assert_eq!(history.code(), Code::PermissionDenied);
+    let tags = rm_a().get_customer_tags(pb::GetCustomerTagsRequest { customer_number: b.into() }).await;
+    assert_eq!(tags.unwrap_err().code(), Code::PermissionDenied, "tags follow the scope too");
+    let explain = pb::ExplainTagRequest { customer_number: b.into(), tag_code: "any".into() };
+    assert_eq!(rm_a().explain_tag(explain).await.unwrap_err().code(), Code::PermissionDenied);
+    let define = [analytics::access::READ, analytics::access::DEFINE];
+    let mut rm_a_defining = app.scoped_client("rm-a", &define, DataScope::Own, "/HO/BJ/BJ01/");
+    let set = pb::SetManualTagRequest { customer_number: b.into(), tag_code: "any".into() };
+    assert_eq!(rm_a_defining.set_manual_tag(set).await.unwrap_err().code(), Code::PermissionDenied);
+    assert!(rm_a().get_customer_tags(pb::GetCustomerTagsRequest { customer_number: a.into() }).await.is_ok());
     let head_office = app.scoped_client("ho", &read, DataScope::All, "/HO/");
     assert!(sees(head_office, b).await.is_ok());
     app.stop().await;
