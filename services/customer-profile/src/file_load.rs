@@ -16,8 +16,6 @@ use crate::domain::{Date, Gender, IdType, PartyKind, TrustTable, ValidatedRecord
 use crate::error::{Error, Result};
 use crate::pii::PiiCipher;
 
-#[cfg(test)]
-use crm_platform::file_load::declared_encoding;
 pub use crm_platform::file_load::{FileEncoding, LoadReport, split_fields};
 
 /// Columns a file may have; `source_system`, `source_customer_id`, `source_version`,
@@ -274,48 +272,6 @@ mod tests {
             r.address = "1|2 \\ road".into();
             assert_eq!(parse_line(&cols, &to_line(&r)).expect("parses"), r);
         }
-    }
-
-    #[test]
-    fn encodings_are_named_on_the_first_line_or_not_at_all() {
-        type Expected = std::result::Result<Option<FileEncoding>, &'static str>;
-        let cases: &[(&[u8], Expected)] = &[
-            (b"# encoding: gb18030", Ok(Some(FileEncoding::Gb18030))),
-            (b"#Encoding:GB18030  ", Ok(Some(FileEncoding::Gb18030))),
-            (b"\xef\xbb\xbf# encoding: utf-8", Ok(Some(FileEncoding::Utf8))),
-            (b"\x84\x31\x95\x33# encoding: gb18030", Ok(Some(FileEncoding::Gb18030))),
-            (b"# daily file from CORE", Ok(None)),
-            (b"source_system|name", Ok(None)),
-            (b"# encoding: latin-1", Err("latin-1")),
-        ];
-        for (line, expected) in cases {
-            let got = declared_encoding(line);
-            match expected {
-                Ok(e) => assert_eq!(got.as_ref().ok(), Some(e), "{line:?}"),
-                Err(name) => assert!(got.as_ref().is_err_and(|m| m.contains(name)), "{line:?}: {got:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn gb18030_lines_decode_and_a_bad_sequence_names_its_byte() {
-        let (encoded, _, _) = encoding_rs::GB18030.encode("CORE|张伟|𠀀");
-        assert_eq!(FileEncoding::Gb18030.decode(encoded.to_vec()).as_deref(), Ok("CORE|张伟|𠀀"));
-        // 0xFF starts nothing; 0x81 starts a two- or four-byte sequence that a space
-        // cannot continue (though `|`, 0x7C, can: lines are decoded before they split).
-        assert_eq!(FileEncoding::Gb18030.decode(b"CORE|\xff|x".to_vec()), Err("is not valid GB18030 (byte 6)".into()));
-        let bad = b"CORE|\x81 x".to_vec();
-        assert_eq!(FileEncoding::Gb18030.decode(bad), Err("is not valid GB18030 (byte 6)".into()));
-        assert_eq!(FileEncoding::Utf8.decode(b"ab\xffc".to_vec()), Err("is not valid UTF-8 (byte 3)".into()));
-        assert_eq!(FileEncoding::from_name("GB18030"), Some(FileEncoding::Gb18030));
-        assert_eq!(FileEncoding::from_name("big5"), None);
-    }
-
-    #[test]
-    fn fields_split_at_unescaped_pipes() {
-        assert_eq!(split_fields("a|b||c"), ["a", "b", "", "c"]);
-        assert_eq!(split_fields(r"a\|b|c\\d"), [r"a|b", r"c\d"]);
-        assert_eq!(split_fields(""), [""]);
     }
 
     #[test]
